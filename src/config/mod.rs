@@ -1,0 +1,363 @@
+//! Configuration: read once, layered, typed, then injected.
+//!
+//! Layers, later ones winning:
+//! 1. built-in defaults (the embedded default: nothing else installed);
+//! 2. a TOML file: `--config PATH` / `WALLETCTL_CONFIG`, else `./walletctl.toml` if present;
+//! 3. `WALLETCTL_*` environment variables, nested keys joined by `__`
+//!    (`WALLETCTL_POSTGRES__URL`, `WALLETCTL_LISTEN__WALLET`);
+//! 4. command-line flags.
+//!
+//! Each backend is chosen on its own: a `[postgres]` section swaps the
+//! embedded store for PostgreSQL, `[redis]` the in-process lock and cache for
+//! Redis, `[kafka]` the embedded event log for Kafka, `[mongodb]` the embedded
+//! campaign store for MongoDB. See `docs/configuration.md`.
+
+mod secret;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+pub use secret::SecretUrl;
+
+/// Environment variables with the `WALLETCTL_` prefix that are not configuration keys.
+const NON_CONFIG_ENV: &[&str] = &["config", "token", "url", "stack_dir", "stack_config"];
+
+/// The whole configuration of one walletctl process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the embedded store, event log and operator token live.
+    pub data_dir: PathBuf,
+    /// Logging.
+    pub log: LogConfig,
+    /// The address each service listens on.
+    pub listen: ListenConfig,
+    /// Wallet behaviour: locking and relaying.
+    pub wallet: WalletConfig,
+    /// PostgreSQL; absent means the embedded store.
+    pub postgres: Option<PostgresConfig>,
+    /// Redis; absent means the in-process lock and cache.
+    pub redis: Option<RedisConfig>,
+    /// Kafka; absent means the embedded event log.
+    pub kafka: Option<KafkaConfig>,
+    /// MongoDB; absent means the embedded campaign store.
+    pub mongodb: Option<MongoConfig>,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` for people, `json` for log pipelines.
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info,walletctl_daemon=debug`. `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Listen addresses of the three services.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenConfig {
+    /// The wallet service (default `127.0.0.1:8480`).
+    pub wallet: SocketAddr,
+    /// The advertising management service (default `127.0.0.1:8481`).
+    pub ads: SocketAddr,
+    /// The ad display service (default `127.0.0.1:8482`).
+    pub display: SocketAddr,
+}
+
+/// Wallet behaviour.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WalletConfig {
+    /// How long a per-user lock lives if its holder dies, in milliseconds.
+    pub lock_ttl_ms: u64,
+    /// How long a deduction waits for the per-user lock before going on without it.
+    pub lock_wait_ms: u64,
+    /// How often the outbox relay looks for unsent events when not woken, in milliseconds.
+    pub relay_interval_ms: u64,
+    /// How long a balance read trusts a replica's health before probing again, in milliseconds.
+    pub replica_check_ms: u64,
+}
+
+/// PostgreSQL: the primary (normally through PgBouncer) and replicas per region.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// The primary, normally PgBouncer in transaction mode in front of it.
+    pub url: SecretUrl,
+    /// The primary itself, bypassing PgBouncer, for migrations (which take
+    /// session-level advisory locks) and replication status. Defaults to `url`.
+    #[serde(default)]
+    pub direct_url: Option<SecretUrl>,
+    /// Connections in the primary pool.
+    pub pool_size: u32,
+    /// `synchronous_commit` for money-moving transactions, e.g. `remote_apply`.
+    /// Unset leaves the server's setting.
+    pub synchronous_commit: Option<String>,
+    /// The replica that is a synchronous standby; strong reads go there.
+    pub sync_replica: Option<String>,
+    /// Streaming replicas by name.
+    pub replicas: BTreeMap<String, ReplicaConfig>,
+    /// The initial region → replica map, written to the shard table when that is empty.
+    /// After that, `walletctl shards assign` changes it for every instance.
+    pub regions: BTreeMap<String, Vec<String>>,
+}
+
+/// One streaming replica.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaConfig {
+    /// How to reach it (directly, not through PgBouncer).
+    pub url: SecretUrl,
+    /// Connections in its pool.
+    #[serde(default = "default_replica_pool")]
+    pub pool_size: u32,
+}
+
+fn default_replica_pool() -> u32 {
+    8
+}
+
+/// Redis: the per-user lock and the campaign cache.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// e.g. `redis://127.0.0.1:6379`.
+    pub url: SecretUrl,
+    /// Prefix of every key walletctl writes, so that tenants or tests can share a server.
+    #[serde(default)]
+    pub key_prefix: String,
+}
+
+/// Kafka: the event log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, comma-separated.
+    pub brokers: String,
+    /// Prefix of every topic name, so that tenants or tests can share a cluster.
+    #[serde(default)]
+    pub topic_prefix: String,
+    /// Partitions of the topics walletctl creates.
+    #[serde(default = "default_partitions")]
+    pub partitions: i32,
+}
+
+fn default_partitions() -> i32 {
+    3
+}
+
+/// MongoDB: the campaign store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MongoConfig {
+    /// e.g. `mongodb://127.0.0.1:27017/?directConnection=true`.
+    pub url: SecretUrl,
+    /// The database name.
+    pub database: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: default_data_dir(),
+            log: LogConfig {
+                format: LogFormat::Text,
+                filter: "info".into(),
+            },
+            listen: ListenConfig {
+                wallet: SocketAddr::from(([127, 0, 0, 1], 8480)),
+                ads: SocketAddr::from(([127, 0, 0, 1], 8481)),
+                display: SocketAddr::from(([127, 0, 0, 1], 8482)),
+            },
+            wallet: WalletConfig {
+                lock_ttl_ms: 2_000,
+                lock_wait_ms: 1_000,
+                relay_interval_ms: 200,
+                replica_check_ms: 1_000,
+            },
+            postgres: None,
+            redis: None,
+            kafka: None,
+            mongodb: None,
+        }
+    }
+}
+
+/// `$XDG_DATA_HOME/walletctl`, else `~/.local/share/walletctl`, else `./.walletctl`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("walletctl");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(home).join(".local/share/walletctl");
+    }
+    PathBuf::from(".walletctl")
+}
+
+/// A configuration that could not be read; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The named file does not exist.
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    /// A key has a bad value or is unknown.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Values given on the command line; each `Some` overrides every other layer.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    /// `--data-dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// `--log-format`.
+    #[serde(skip_serializing_if = "Option::is_none", rename = "log")]
+    pub log: Option<LogOverride>,
+}
+
+/// `--log-format`, nested as the file nests it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogOverride {
+    /// The format.
+    pub format: LogFormat,
+}
+
+impl Config {
+    /// Reads every layer once. `file` is `--config`; when `None`, `./walletctl.toml` is used if present.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) if !path.exists() => return Err(ConfigError::MissingFile(path.to_owned())),
+            Some(path) => figment = figment.merge(Toml::file(path)),
+            None if Path::new("walletctl.toml").exists() => figment = figment.merge(Toml::file("walletctl.toml")),
+            None => {}
+        }
+        figment = figment
+            .merge(Env::prefixed("WALLETCTL_").split("__").ignore(NON_CONFIG_ENV))
+            .merge(Serialized::defaults(overrides));
+        Self::from_figment(figment)
+    }
+
+    /// Parses a TOML document on top of the defaults (no environment): for tests and tools.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        Self::from_figment(Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(text)))
+    }
+
+    fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
+        let config: Config = figment.extract().map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: String| Err(ConfigError::Invalid(format!("{key}: {why}")));
+        if let Some(pg) = &self.postgres {
+            if pg.pool_size == 0 {
+                return bad("postgres.pool_size", "must be at least 1".into());
+            }
+            if let Some(sync) = &pg.sync_replica
+                && !pg.replicas.contains_key(sync)
+            {
+                return bad("postgres.sync_replica", format!("names {sync:?}, which is not in postgres.replicas"));
+            }
+            if let Some(level) = &pg.synchronous_commit
+                && !["on", "off", "local", "remote_write", "remote_apply"].contains(&level.as_str())
+            {
+                return bad(
+                    "postgres.synchronous_commit",
+                    format!("{level:?} is not one of on, off, local, remote_write, remote_apply"),
+                );
+            }
+            for (region, replicas) in &pg.regions {
+                if let Err(e) = crate::domain::Region::parse(&region.to_ascii_uppercase()) {
+                    return bad(&format!("postgres.regions.{region}"), e.to_string());
+                }
+                for name in replicas {
+                    if !pg.replicas.contains_key(name) {
+                        return bad(&format!("postgres.regions.{region}"), format!("names replica {name:?}, which is not in postgres.replicas"));
+                    }
+                }
+            }
+        }
+        if let Some(kafka) = &self.kafka
+            && kafka.partitions < 1
+        {
+            return bad("kafka.partitions", "must be at least 1".into());
+        }
+        if self.wallet.lock_ttl_ms == 0 {
+            return bad("wallet.lock_ttl_ms", "must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The configuration as TOML, with every secret redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# could not render: {e}\n"))
+    }
+
+    /// Where the embedded store lives.
+    pub fn embedded_db_path(&self) -> PathBuf {
+        self.data_dir.join("walletctl.db")
+    }
+
+    /// Where the operator token is written on first run.
+    pub fn operator_token_path(&self) -> PathBuf {
+        self.data_dir.join("operator.token")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_is_embedded() {
+        let c = Config::from_toml("").unwrap();
+        assert!(c.postgres.is_none() && c.redis.is_none() && c.kafka.is_none() && c.mongodb.is_none());
+        assert_eq!(c.listen.wallet.port(), 8480);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let err = Config::from_toml("[wallet]\nlock_ttl_ms = \"soon\"\n").unwrap_err().to_string();
+        assert!(err.contains("lock_ttl_ms"), "{err}");
+        let err = Config::from_toml("[postgres]\nurl = \"postgres://x\"\npool_size = 4\nreplicas = {}\nregions = { SOUTH = [\"nope\"] }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("postgres.regions.SOUTH"), "{err}");
+        let err = Config::from_toml("typo_key = 1\n").unwrap_err().to_string();
+        assert!(err.contains("typo_key"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_when_shown() {
+        let c = Config::from_toml(
+            "[postgres]\nurl = \"postgres://app:hunter2@db:5432/w\"\npool_size = 4\nreplicas = {}\nregions = {}\n[redis]\nurl = \"redis://:s3cret@r:6379\"\n",
+        )
+        .unwrap();
+        let shown = c.to_redacted_toml();
+        assert!(!shown.contains("hunter2") && !shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("postgres://app:***@db:5432/w"), "{shown}");
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert_eq!(c.postgres.unwrap().url.expose(), "postgres://app:hunter2@db:5432/w");
+    }
+}

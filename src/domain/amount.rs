@@ -1,0 +1,121 @@
+use serde::{Deserialize, Serialize};
+
+use super::ParseError;
+
+/// The largest amount one operation may move, in minor units (10^15).
+///
+/// Together with [`MAX_BALANCE`] this keeps every sum of a balance and an
+/// amount far inside `i64`, so no arithmetic on money can overflow.
+pub const MAX_AMOUNT: i64 = 1_000_000_000_000_000;
+
+/// The largest balance a wallet may hold, in minor units (10^15).
+pub const MAX_BALANCE: i64 = 1_000_000_000_000_000;
+
+/// A strictly positive amount of money in minor units, at most [`MAX_AMOUNT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Amount(i64);
+
+impl Amount {
+    /// Accepts `1..=MAX_AMOUNT`.
+    pub fn new(minor_units: i64) -> Result<Self, ParseError> {
+        if minor_units <= 0 {
+            return Err(ParseError::new("amount", "must be a positive integer in minor units"));
+        }
+        if minor_units > MAX_AMOUNT {
+            return Err(ParseError::new(
+                "amount",
+                format!("must be at most {MAX_AMOUNT} minor units"),
+            ));
+        }
+        Ok(Self(minor_units))
+    }
+
+    /// The amount in minor units.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Amount {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = i64::deserialize(d)?;
+        Amount::new(raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A non-zero amount that may be negative: an operator adjustment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct SignedAmount(i64);
+
+impl SignedAmount {
+    /// Accepts `-MAX_AMOUNT..=MAX_AMOUNT` except zero.
+    pub fn new(minor_units: i64) -> Result<Self, ParseError> {
+        if minor_units == 0 {
+            return Err(ParseError::new("amount", "must not be zero"));
+        }
+        if minor_units.unsigned_abs() > MAX_AMOUNT as u64 {
+            return Err(ParseError::new(
+                "amount",
+                format!("must be within ±{MAX_AMOUNT} minor units"),
+            ));
+        }
+        Ok(Self(minor_units))
+    }
+
+    /// The signed amount in minor units.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for SignedAmount {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = i64::deserialize(d)?;
+        SignedAmount::new(raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A wallet balance in minor units; never negative, never above [`MAX_BALANCE`].
+pub type Balance = i64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn zero_negative_and_huge_are_refused() {
+        assert!(Amount::new(0).is_err());
+        assert!(Amount::new(-1).is_err());
+        assert!(Amount::new(MAX_AMOUNT + 1).is_err());
+        assert!(Amount::new(i64::MAX).is_err());
+        assert_eq!(Amount::new(MAX_AMOUNT).unwrap().get(), MAX_AMOUNT);
+        assert!(SignedAmount::new(0).is_err());
+        assert!(SignedAmount::new(i64::MIN).is_err());
+        assert_eq!(SignedAmount::new(-5).unwrap().get(), -5);
+    }
+
+    #[test]
+    fn json_floats_and_strings_are_refused() {
+        assert!(serde_json::from_str::<Amount>("1.5").is_err());
+        assert!(serde_json::from_str::<Amount>("\"10\"").is_err());
+        assert!(serde_json::from_str::<Amount>("99999999999999999999").is_err());
+        assert_eq!(serde_json::from_str::<Amount>("10").unwrap().get(), 10);
+    }
+
+    proptest! {
+        #[test]
+        fn balance_plus_amount_never_overflows(a in 1..=MAX_AMOUNT, b in 0..=MAX_BALANCE) {
+            let amount = Amount::new(a).unwrap();
+            prop_assert!(b.checked_add(amount.get()).is_some());
+        }
+
+        #[test]
+        fn accepted_amounts_round_trip(a in 1..=MAX_AMOUNT) {
+            let json = serde_json::to_string(&Amount::new(a).unwrap()).unwrap();
+            prop_assert_eq!(serde_json::from_str::<Amount>(&json).unwrap().get(), a);
+        }
+    }
+}

@@ -1,0 +1,166 @@
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use sqlx::{Row, SqlitePool};
+use tokio::sync::Notify;
+
+use super::{EventError, EventLog, Message, Record, Subscription};
+
+/// How long an idle consumer sleeps before looking again (other processes
+/// append without waking it).
+const POLL: Duration = Duration::from_millis(100);
+const BATCH: i64 = 256;
+
+/// A durable, in-process event log in a SQLite file: the embedded stand-in
+/// for Kafka. One partition per topic; offsets are row ids.
+#[derive(Clone)]
+pub struct EmbeddedLog {
+    pool: SqlitePool,
+    notify: Arc<Notify>,
+}
+
+fn err(e: sqlx::Error) -> EventError {
+    EventError::Unavailable(e.to_string())
+}
+
+impl EmbeddedLog {
+    /// Opens (or creates) the log at `path`.
+    pub async fn open(path: &Path) -> Result<Self, EventError> {
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(err)?
+            .create_if_missing(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await.map_err(err)?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS event_log (offset INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, \
+             key TEXT NOT NULL, payload TEXT NOT NULL, created_at_ms INTEGER NOT NULL)",
+        )
+        .execute(&pool)
+        .await
+        .map_err(err)?;
+        sqlx::query("CREATE INDEX IF NOT EXISTS event_log_topic ON event_log (topic, offset)")
+            .execute(&pool)
+            .await
+            .map_err(err)?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS event_offsets (grp TEXT NOT NULL, topic TEXT NOT NULL, next_offset INTEGER NOT NULL, \
+             PRIMARY KEY (grp, topic))",
+        )
+        .execute(&pool)
+        .await
+        .map_err(err)?;
+        Ok(EmbeddedLog {
+            pool,
+            notify: Arc::new(Notify::new()),
+        })
+    }
+}
+
+#[async_trait]
+impl EventLog for EmbeddedLog {
+    async fn ensure_topics(&self) -> Result<(), EventError> {
+        Ok(())
+    }
+
+    async fn publish(&self, records: &[Record<'_>]) -> Result<(), EventError> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let now = crate::now_ms();
+        for r in records {
+            sqlx::query("INSERT INTO event_log (topic, key, payload, created_at_ms) VALUES (?, ?, ?, ?)")
+                .bind(r.topic)
+                .bind(r.key)
+                .bind(r.payload)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)?;
+        self.notify.notify_waiters();
+        Ok(())
+    }
+
+    async fn subscribe(&self, group: &str, topic: &str) -> Result<Box<dyn Subscription>, EventError> {
+        let next: Option<i64> = sqlx::query_scalar("SELECT next_offset FROM event_offsets WHERE grp = ? AND topic = ?")
+            .bind(group)
+            .bind(topic)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(Box::new(EmbeddedSubscription {
+            log: self.clone(),
+            group: group.to_owned(),
+            topic: topic.to_owned(),
+            position: next.unwrap_or(0),
+            buffer: std::collections::VecDeque::new(),
+        }))
+    }
+
+    async fn ping(&self) -> Result<(), EventError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(err)?;
+        Ok(())
+    }
+
+    fn kind(&self) -> &'static str {
+        "embedded"
+    }
+}
+
+struct EmbeddedSubscription {
+    log: EmbeddedLog,
+    group: String,
+    topic: String,
+    /// The next offset to read.
+    position: i64,
+    buffer: std::collections::VecDeque<Message>,
+}
+
+#[async_trait]
+impl Subscription for EmbeddedSubscription {
+    async fn next(&mut self) -> Result<Message, EventError> {
+        loop {
+            if let Some(m) = self.buffer.pop_front() {
+                self.position = m.offset + 1;
+                return Ok(m);
+            }
+            let notified = self.log.notify.notified();
+            let rows = sqlx::query("SELECT offset, key, payload FROM event_log WHERE topic = ? AND offset >= ? ORDER BY offset LIMIT ?")
+                .bind(&self.topic)
+                .bind(self.position)
+                .bind(BATCH)
+                .fetch_all(&self.log.pool)
+                .await
+                .map_err(err)?;
+            for row in rows {
+                self.buffer.push_back(Message {
+                    topic: self.topic.clone(),
+                    key: row.try_get(1).map_err(err)?,
+                    payload: row.try_get(2).map_err(err)?,
+                    partition: 0,
+                    offset: row.try_get(0).map_err(err)?,
+                });
+            }
+            if self.buffer.is_empty() {
+                let _ = tokio::time::timeout(POLL, notified).await;
+            }
+        }
+    }
+
+    async fn commit(&mut self, message: &Message) -> Result<(), EventError> {
+        sqlx::query(
+            "INSERT INTO event_offsets (grp, topic, next_offset) VALUES (?, ?, ?) \
+             ON CONFLICT (grp, topic) DO UPDATE SET next_offset = MAX(next_offset, excluded.next_offset)",
+        )
+        .bind(&self.group)
+        .bind(&self.topic)
+        .bind(message.offset + 1)
+        .execute(&self.log.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,194 @@
+//! The wallet store: PostgreSQL (primary through PgBouncer, replicas per
+//! region) or the embedded SQLite file, behind one set of SQL statements.
+//!
+//! Both engines are driven through `sqlx::Any`, and every statement is written
+//! once in the dialect both accept (`$N` parameters, `RETURNING`, `ON CONFLICT`).
+//! Correctness lives here: each money movement is one transaction with a
+//! conditional update, a ledger entry, an outbox event and an idempotency
+//! record. Locks and caches elsewhere only make it faster.
+//!
+//! PgBouncer in transaction mode hands a client's statements to whichever
+//! server connection is free, so named prepared statements leak between
+//! clients. Every statement on the primary therefore runs inside an explicit
+//! transaction and unprepared (`persistent(false)`); see [`Store::tx`].
+
+mod error;
+mod outbox;
+mod replicas;
+mod shards;
+mod tokens;
+mod wallets;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyPool, Transaction};
+use tokio::sync::Notify;
+
+use crate::config::Config;
+
+pub use error::StoreError;
+pub use outbox::OutboxEvent;
+pub use replicas::{ReadConsistency, ReplicaStatus};
+pub use shards::ShardAssignment;
+pub use tokens::{NewToken, TokenInfo};
+pub use wallets::{EntryKind, HistoryPage, LedgerEntry, MoneyCommand, Outcome, Refusal, Wallet, WalletRead};
+
+static PG_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Which engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// PostgreSQL: distributed mode.
+    Postgres,
+    /// SQLite: the embedded default.
+    Sqlite,
+}
+
+/// The wallet store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dialect: Dialect,
+    /// Writes (and strong reads without a sync replica): PgBouncer or the SQLite writer.
+    primary: AnyPool,
+    /// The primary itself, bypassing PgBouncer: migrations and replication status.
+    direct: AnyPool,
+    /// Embedded reads, or the replica set in distributed mode.
+    replicas: replicas::ReplicaSet,
+    /// `SET LOCAL synchronous_commit` for money-moving transactions.
+    synchronous_commit: Option<String>,
+    /// Woken after each commit that wrote an outbox event.
+    outbox_notify: Notify,
+}
+
+pub(crate) use crate::now_ms;
+
+impl Store {
+    /// Opens the store the configuration names, without touching the network:
+    /// pools connect on first use, so a service can start and report a down
+    /// backend on `/readyz` instead of refusing to start.
+    pub fn open(config: &Config) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let check = Duration::from_millis(config.wallet.replica_check_ms);
+        let inner = match &config.postgres {
+            Some(pg) => {
+                let primary = AnyPoolOptions::new()
+                    .max_connections(pg.pool_size)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_lazy(pg.url.expose())?;
+                let direct_url = pg.direct_url.as_ref().unwrap_or(&pg.url);
+                let direct = AnyPoolOptions::new()
+                    .max_connections(2)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_lazy(direct_url.expose())?;
+                let replicas = replicas::ReplicaSet::distributed(pg, primary.clone(), check)?;
+                Inner {
+                    dialect: Dialect::Postgres,
+                    primary,
+                    direct,
+                    replicas,
+                    synchronous_commit: pg.synchronous_commit.clone(),
+                    outbox_notify: Notify::new(),
+                }
+            }
+            None => {
+                std::fs::create_dir_all(&config.data_dir).map_err(|e| StoreError::Io(config.data_dir.clone(), e))?;
+                let url = format!("sqlite://{}?mode=rwc", config.embedded_db_path().display());
+                // SQLite has one writer: a single write connection queues writers
+                // in-process instead of failing them with SQLITE_BUSY.
+                let primary = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_lazy(&url)?;
+                let readers = AnyPoolOptions::new().max_connections(4).connect_lazy(&url)?;
+                Inner {
+                    dialect: Dialect::Sqlite,
+                    direct: primary.clone(),
+                    primary,
+                    replicas: replicas::ReplicaSet::embedded(readers),
+                    synchronous_commit: None,
+                    outbox_notify: Notify::new(),
+                }
+            }
+        };
+        Ok(Store { inner: Arc::new(inner) })
+    }
+
+    /// The engine behind this store.
+    pub fn dialect(&self) -> Dialect {
+        self.inner.dialect
+    }
+
+    /// Applies pending migrations; returns how many ran.
+    pub async fn migrate(&self) -> Result<usize, StoreError> {
+        let before = self.applied_migrations().await.unwrap_or_default().len();
+        self.migrator().run(&self.inner.direct).await?;
+        let after = self.applied_migrations().await?.len();
+        Ok(after.saturating_sub(before))
+    }
+
+    /// Every known migration with whether it has been applied: `(version, description, applied)`.
+    pub async fn migration_status(&self) -> Result<Vec<(i64, String, bool)>, StoreError> {
+        let applied = self.applied_migrations().await.unwrap_or_default();
+        Ok(self
+            .migrator()
+            .iter()
+            .map(|m| (m.version, m.description.to_string(), applied.contains(&m.version)))
+            .collect())
+    }
+
+    async fn applied_migrations(&self) -> Result<Vec<i64>, StoreError> {
+        let rows: Vec<AnyRow> = sqlx::query("SELECT version FROM _sqlx_migrations WHERE success = true ORDER BY version")
+            .fetch_all(&self.inner.direct)
+            .await?;
+        rows.iter().map(|r| sqlx::Row::try_get::<i64, _>(r, 0).map_err(StoreError::from)).collect()
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        match self.inner.dialect {
+            Dialect::Postgres => &PG_MIGRATIONS,
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
+        }
+    }
+
+    /// Begins a transaction on the primary. With `money` set and
+    /// `synchronous_commit` configured, the commit waits for that level.
+    pub(crate) async fn tx(&self, money: bool) -> Result<Transaction<'static, Any>, StoreError> {
+        let mut tx = self.inner.primary.begin().await?;
+        if money && let Some(level) = &self.inner.synchronous_commit {
+            // The level was checked against a fixed list when the configuration was read.
+            sqlx::query(&format!("SET LOCAL synchronous_commit TO '{level}'"))
+                .persistent(false)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
+    }
+
+    /// Checks that the primary answers.
+    pub async fn ping_primary(&self) -> Result<(), StoreError> {
+        let mut tx = self.tx(false).await?;
+        sqlx::query("SELECT 1").persistent(false).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Checks every replica; `(name, error)` for each that does not answer.
+    pub async fn ping_replicas(&self) -> Vec<(String, Result<(), String>)> {
+        self.inner.replicas.ping_all().await
+    }
+
+    /// Closes every pool.
+    pub async fn close(&self) {
+        self.inner.primary.close().await;
+        self.inner.direct.close().await;
+        self.inner.replicas.close().await;
+    }
+}

@@ -1,0 +1,300 @@
+//! Read routing: a user's reads go to a replica of the user's region, picked
+//! by a stable hash of the user id; replicas that fail are skipped for a
+//! while; the primary is the last resort. Strong reads go to the synchronous
+//! standby (committed with `remote_apply`, so never stale) or the primary.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyConnection, AnyPool, Connection};
+
+use super::StoreError;
+use crate::config::PostgresConfig;
+use crate::domain::UserId;
+
+/// How fresh a balance read must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadConsistency {
+    /// A replica of the user's region; may trail the primary by milliseconds.
+    #[default]
+    Replica,
+    /// The synchronous standby or the primary: reflects every acknowledged write.
+    Strong,
+}
+
+/// How long a region map read from the shard table is trusted.
+const ASSIGNMENT_TTL: Duration = Duration::from_secs(5);
+/// Users whose region is remembered before the memory is cleared.
+const REGION_CACHE_MAX: usize = 1_000_000;
+
+struct Replica {
+    name: String,
+    pool: AnyPool,
+    down_until: Mutex<Option<Instant>>,
+}
+
+/// One replica's state, for `shards status` and `/readyz`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReplicaStatus {
+    /// The replica's name in the configuration.
+    pub name: String,
+    /// Whether the replica is the synchronous standby.
+    pub synchronous: bool,
+    /// Whether it answered just now.
+    pub reachable: bool,
+    /// Bytes of WAL it has not replayed yet, as the primary sees it.
+    pub lag_bytes: Option<i64>,
+    /// How long its replay trails the primary, in milliseconds, as the primary sees it.
+    pub lag_ms: Option<i64>,
+    /// The regions assigned to it.
+    pub regions: Vec<String>,
+}
+
+pub(crate) struct ReplicaSet {
+    replicas: Vec<Replica>,
+    sync_replica: Option<usize>,
+    primary: Option<AnyPool>,
+    embedded: Option<AnyPool>,
+    check: Duration,
+    assignments: Mutex<(Option<Instant>, BTreeMap<String, Vec<usize>>)>,
+    refreshing: AtomicBool,
+    regions: Mutex<HashMap<String, String>>,
+}
+
+/// Where a read went.
+pub(crate) struct Target {
+    pub(crate) source: String,
+    pool: AnyPool,
+    through_bouncer: bool,
+    replica: Option<usize>,
+}
+
+impl ReplicaSet {
+    pub(crate) fn embedded(readers: AnyPool) -> Self {
+        Self::new(Vec::new(), None, None, Some(readers), Duration::from_secs(1))
+    }
+
+    pub(crate) fn distributed(pg: &PostgresConfig, primary: AnyPool, check: Duration) -> Result<Self, StoreError> {
+        let mut replicas = Vec::new();
+        for (name, r) in &pg.replicas {
+            let pool = AnyPoolOptions::new()
+                .max_connections(r.pool_size)
+                .acquire_timeout(Duration::from_millis(750))
+                .connect_lazy(r.url.expose())?;
+            replicas.push(Replica {
+                name: name.clone(),
+                pool,
+                down_until: Mutex::new(None),
+            });
+        }
+        let sync = pg.sync_replica.as_ref().and_then(|s| replicas.iter().position(|r| &r.name == s));
+        Ok(Self::new(replicas, sync, Some(primary), None, check))
+    }
+
+    fn new(replicas: Vec<Replica>, sync_replica: Option<usize>, primary: Option<AnyPool>, embedded: Option<AnyPool>, check: Duration) -> Self {
+        ReplicaSet {
+            replicas,
+            sync_replica,
+            primary,
+            embedded,
+            check,
+            assignments: Mutex::new((None, BTreeMap::new())),
+            refreshing: AtomicBool::new(false),
+            regions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.replicas.iter().map(|r| r.name.clone()).collect()
+    }
+
+    pub(crate) fn is_sync(&self, name: &str) -> bool {
+        self.sync_replica.is_some_and(|i| self.replicas[i].name == name)
+    }
+
+    /// Remembers a user's region (it never changes), so reads route without a lookup.
+    pub(crate) fn remember_region(&self, user: &str, region: &str) {
+        if self.replicas.is_empty() {
+            return;
+        }
+        let mut map = self.regions.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= REGION_CACHE_MAX {
+            map.clear();
+        }
+        map.insert(user.to_owned(), region.to_owned());
+    }
+
+    pub(crate) fn assignments_stale(&self) -> bool {
+        let guard = self.assignments.lock().unwrap_or_else(|p| p.into_inner());
+        guard.0.is_none_or(|t| t.elapsed() > ASSIGNMENT_TTL)
+    }
+
+    pub(crate) fn begin_refresh(&self) -> bool {
+        !self.replicas.is_empty() && !self.refreshing.swap(true, Ordering::AcqRel)
+    }
+
+    pub(crate) fn set_assignments(&self, rows: &[(String, String)]) {
+        let mut map: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (region, replica) in rows {
+            if let Some(i) = self.replicas.iter().position(|r| &r.name == replica) {
+                map.entry(region.clone()).or_default().push(i);
+            }
+        }
+        *self.assignments.lock().unwrap_or_else(|p| p.into_inner()) = (Some(Instant::now()), map);
+        self.refreshing.store(false, Ordering::Release);
+    }
+
+    pub(crate) fn end_refresh_failed(&self) {
+        self.refreshing.store(false, Ordering::Release);
+    }
+
+    pub(crate) fn regions_of(&self, name: &str) -> Vec<String> {
+        let guard = self.assignments.lock().unwrap_or_else(|p| p.into_inner());
+        guard
+            .1
+            .iter()
+            .filter(|(_, idx)| idx.iter().any(|i| self.replicas[*i].name == name))
+            .map(|(region, _)| region.clone())
+            .collect()
+    }
+
+    fn healthy(&self, i: usize) -> bool {
+        let mut down = self.replicas[i].down_until.lock().unwrap_or_else(|p| p.into_inner());
+        match *down {
+            Some(until) if Instant::now() < until => false,
+            Some(_) => {
+                *down = None;
+                true
+            }
+            None => true,
+        }
+    }
+
+    fn mark_down(&self, i: usize) {
+        *self.replicas[i].down_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + self.check);
+        metrics::counter!("wallet_replica_failures_total", "replica" => self.replicas[i].name.clone()).increment(1);
+    }
+
+    /// The ordered places to try for a read of `user`.
+    pub(crate) fn targets(&self, user: &UserId, consistency: ReadConsistency) -> Vec<Target> {
+        if let Some(pool) = &self.embedded {
+            return vec![Target {
+                source: "embedded".into(),
+                pool: pool.clone(),
+                through_bouncer: false,
+                replica: None,
+            }];
+        }
+        let mut order: Vec<usize> = Vec::new();
+        match consistency {
+            ReadConsistency::Strong => order.extend(self.sync_replica),
+            ReadConsistency::Replica => {
+                let region = self.regions.lock().unwrap_or_else(|p| p.into_inner()).get(user.as_str()).cloned();
+                let assigned = region.and_then(|r| {
+                    let guard = self.assignments.lock().unwrap_or_else(|p| p.into_inner());
+                    guard.1.get(&r).cloned()
+                });
+                if let Some(idx) = assigned.filter(|v| !v.is_empty()) {
+                    let start = (user.stable_hash() % idx.len() as u64) as usize;
+                    order.extend(idx.iter().cycle().skip(start).take(idx.len()));
+                }
+            }
+        }
+        let mut out: Vec<Target> = order
+            .into_iter()
+            .filter(|i| self.healthy(*i))
+            .map(|i| Target {
+                source: format!("replica:{}", self.replicas[i].name),
+                pool: self.replicas[i].pool.clone(),
+                through_bouncer: false,
+                replica: Some(i),
+            })
+            .collect();
+        if let Some(primary) = &self.primary {
+            out.push(Target {
+                source: "primary".into(),
+                pool: primary.clone(),
+                through_bouncer: true,
+                replica: None,
+            });
+        }
+        out
+    }
+
+    /// Runs `read` on the first target that answers. Connection failures on a
+    /// replica mark it down and move on; any other error is returned.
+    pub(crate) async fn read<T>(
+        &self,
+        targets: Vec<Target>,
+        read: impl for<'c> Fn(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>,
+    ) -> Result<(T, String), StoreError> {
+        let mut last = None;
+        for target in targets {
+            match run_on(&target, &read).await {
+                Ok(v) => return Ok((v, target.source)),
+                Err(e) if is_connection_error(&e) && target.replica.is_some() => {
+                    if let Some(i) = target.replica {
+                        tracing::warn!(replica = %self.replicas[i].name, error = %e, "replica read failed; trying the next");
+                        self.mark_down(i);
+                    }
+                    last = Some(e);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(last.map(StoreError::from).unwrap_or_else(|| StoreError::Unavailable("no database to read from".into())))
+    }
+
+    pub(crate) async fn ping_all(&self) -> Vec<(String, Result<(), String>)> {
+        let checks = self.replicas.iter().enumerate().map(|(i, r)| async move {
+            let res = async {
+                let mut conn = r.pool.acquire().await?;
+                sqlx::query("SELECT 1").persistent(false).execute(&mut *conn).await?;
+                Ok::<_, sqlx::Error>(())
+            }
+            .await;
+            if res.is_err() {
+                self.mark_down(i);
+            }
+            (r.name.clone(), res.map_err(|e| e.to_string()))
+        });
+        futures::future::join_all(checks).await
+    }
+
+    pub(crate) async fn close(&self) {
+        for r in &self.replicas {
+            r.pool.close().await;
+        }
+        if let Some(p) = &self.embedded {
+            p.close().await;
+        }
+    }
+}
+
+async fn run_on<T>(
+    target: &Target,
+    read: &(impl for<'c> Fn(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, sqlx::Error>> + ?Sized),
+) -> Result<T, sqlx::Error> {
+    let mut conn = target.pool.acquire().await?;
+    if target.through_bouncer {
+        // PgBouncer in transaction mode: keep the statement inside one transaction.
+        let mut tx = conn.begin().await?;
+        let v = read(&mut tx).await?;
+        tx.commit().await?;
+        Ok(v)
+    } else {
+        read(&mut conn).await
+    }
+}
+
+fn is_connection_error(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed
+    ) || matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("57") || c.starts_with("08")))
+}

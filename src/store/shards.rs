@@ -1,0 +1,146 @@
+//! The region → replica map, stored in the primary so every instance sees it.
+
+use std::collections::BTreeMap;
+
+use sqlx::Row;
+
+use super::{ReplicaStatus, Store, StoreError, now_ms};
+use crate::domain::Region;
+
+/// One row of the map.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ShardAssignment {
+    /// The region.
+    pub region: String,
+    /// The replicas that serve its reads.
+    pub replicas: Vec<String>,
+}
+
+impl Store {
+    /// The map as stored.
+    pub async fn shard_assignments(&self) -> Result<Vec<ShardAssignment>, StoreError> {
+        let rows = self.assignment_rows().await?;
+        let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (region, replica) in rows {
+            map.entry(region).or_default().push(replica);
+        }
+        Ok(map
+            .into_iter()
+            .map(|(region, replicas)| ShardAssignment { region, replicas })
+            .collect())
+    }
+
+    async fn assignment_rows(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut tx = self.tx(false).await?;
+        let rows = sqlx::query("SELECT region, replica FROM shard_assignments ORDER BY region, replica")
+            .persistent(false)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+
+    /// Writes the configured map when the table is empty (first start).
+    pub async fn seed_shards(&self, regions: &BTreeMap<String, Vec<String>>) -> Result<(), StoreError> {
+        if regions.is_empty() || !self.assignment_rows().await?.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.tx(false).await?;
+        for (region, replicas) in regions {
+            for replica in replicas {
+                sqlx::query("INSERT INTO shard_assignments (region, replica) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .persistent(false)
+                    .bind(region.to_ascii_uppercase())
+                    .bind(replica)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        self.refresh_assignments().await
+    }
+
+    /// Replaces a region's replicas. Every instance picks it up within seconds.
+    pub async fn assign_region(&self, region: &Region, replicas: &[String], actor: &str) -> Result<(), StoreError> {
+        let known = self.inner.replicas.names();
+        if let Some(unknown) = replicas.iter().find(|r| !known.contains(r)) {
+            return Err(StoreError::UnknownReplica(unknown.clone()));
+        }
+        let mut tx = self.tx(false).await?;
+        sqlx::query("DELETE FROM shard_assignments WHERE region = $1")
+            .persistent(false)
+            .bind(region.as_str())
+            .execute(&mut *tx)
+            .await?;
+        for replica in replicas {
+            sqlx::query("INSERT INTO shard_assignments (region, replica) VALUES ($1, $2)")
+                .persistent(false)
+                .bind(region.as_str())
+                .bind(replica)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let details = serde_json::json!({ "replicas": replicas });
+        super::wallets::audit(&mut tx, actor, "shards.assign", region.as_str(), &details, now_ms()).await?;
+        tx.commit().await?;
+        self.refresh_assignments().await
+    }
+
+    /// Reloads the map from the primary now.
+    pub async fn refresh_assignments(&self) -> Result<(), StoreError> {
+        if !self.inner.replicas.begin_refresh() {
+            return Ok(());
+        }
+        match self.assignment_rows().await {
+            Ok(rows) => {
+                self.inner.replicas.set_assignments(&rows);
+                Ok(())
+            }
+            Err(e) => {
+                self.inner.replicas.end_refresh_failed();
+                Err(e)
+            }
+        }
+    }
+
+    pub(crate) async fn refresh_assignments_if_stale(&self) {
+        if self.inner.replicas.assignments_stale()
+            && let Err(e) = self.refresh_assignments().await
+        {
+            tracing::warn!(error = %e, "could not reload the region map; keeping the last one");
+        }
+    }
+
+    /// Each replica's reachability and lag, as the primary reports it.
+    pub async fn replica_status(&self) -> Result<Vec<ReplicaStatus>, StoreError> {
+        self.refresh_assignments().await?;
+        let lags = if self.dialect() == super::Dialect::Postgres {
+            let rows = sqlx::query(
+                "SELECT application_name, CAST(COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0) AS BIGINT), \
+                 CAST(COALESCE(EXTRACT(EPOCH FROM replay_lag) * 1000, 0) AS BIGINT) FROM pg_stat_replication",
+            )
+            .fetch_all(&self.inner.direct)
+            .await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get::<String, _>(0)?, (r.try_get::<i64, _>(1)?, r.try_get::<i64, _>(2)?))))
+                .collect::<Result<BTreeMap<_, _>, sqlx::Error>>()?
+        } else {
+            BTreeMap::new()
+        };
+        let pings = self.inner.replicas.ping_all().await;
+        Ok(pings
+            .into_iter()
+            .map(|(name, res)| {
+                let lag = lags.get(&name);
+                ReplicaStatus {
+                    synchronous: self.inner.replicas.is_sync(&name),
+                    reachable: res.is_ok(),
+                    lag_bytes: lag.map(|l| l.0),
+                    lag_ms: lag.map(|l| l.1),
+                    regions: self.inner.replicas.regions_of(&name),
+                    name,
+                }
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,465 @@
+//! Wallets and money movements: one transaction each, on the primary.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{ReadConsistency, Store, StoreError, now_ms};
+use crate::domain::{IdempotencyKey, MAX_BALANCE, Region, UserId};
+
+/// What a ledger entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    /// A top-up.
+    Credit,
+    /// A deduction by a client.
+    Deduct,
+    /// An operator adjustment, either sign.
+    Adjust,
+    /// A charge for ad impressions or clicks.
+    AdCharge,
+}
+
+impl EntryKind {
+    /// The name stored in the ledger.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Credit => "credit",
+            EntryKind::Deduct => "deduct",
+            EntryKind::Adjust => "adjust",
+            EntryKind::AdCharge => "ad_charge",
+        }
+    }
+
+    fn parse(raw: &str) -> Result<Self, sqlx::Error> {
+        Ok(match raw {
+            "credit" => EntryKind::Credit,
+            "deduct" => EntryKind::Deduct,
+            "adjust" => EntryKind::Adjust,
+            "ad_charge" => EntryKind::AdCharge,
+            other => return Err(sqlx::Error::Decode(format!("unknown ledger kind {other:?}").into())),
+        })
+    }
+}
+
+/// A wallet as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wallet {
+    /// The owner.
+    pub user_id: String,
+    /// The shard key.
+    pub region: String,
+    /// Minor units; never negative.
+    pub balance: i64,
+    /// Bumped by every change; events carry it so consumers can drop stale ones.
+    pub version: i64,
+    /// Milliseconds since the epoch.
+    pub created_at_ms: i64,
+    /// Milliseconds since the epoch.
+    pub updated_at_ms: i64,
+}
+
+/// A wallet and where it was read.
+#[derive(Debug, Clone)]
+pub struct WalletRead {
+    /// The wallet.
+    pub wallet: Wallet,
+    /// `embedded`, `primary` or `replica:NAME`.
+    pub source: String,
+}
+
+/// One immutable ledger entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    /// Increasing id; the history cursor.
+    pub id: i64,
+    /// The wallet's owner.
+    pub user_id: String,
+    /// What happened.
+    pub kind: EntryKind,
+    /// The signed change in minor units.
+    pub amount: i64,
+    /// The balance right after this entry.
+    pub balance_after: i64,
+    /// The wallet version this entry produced.
+    pub version: i64,
+    /// Why, in the caller's words.
+    pub reason: Option<String>,
+    /// The caller's reference, e.g. an order id.
+    pub reference: Option<String>,
+    /// Who did it: the token's name.
+    pub actor: String,
+    /// Milliseconds since the epoch.
+    pub created_at_ms: i64,
+}
+
+/// A movement of money refused by the rules, with nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum Refusal {
+    /// The balance is smaller than the deduction.
+    InsufficientFunds {
+        /// The balance when refused.
+        balance: i64,
+        /// The amount asked for.
+        requested: i64,
+    },
+    /// The credit would take the balance above the maximum.
+    BalanceLimitExceeded {
+        /// The balance when refused.
+        balance: i64,
+        /// The amount asked for.
+        requested: i64,
+    },
+}
+
+/// What a money command came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The new entry, or why nothing changed.
+    pub result: Result<LedgerEntry, Refusal>,
+    /// Whether this is the stored answer to an earlier request with the same key.
+    pub replayed: bool,
+}
+
+/// A request to move money.
+#[derive(Debug, Clone)]
+pub struct MoneyCommand {
+    /// Whose wallet.
+    pub user: UserId,
+    /// What kind of entry to write.
+    pub kind: EntryKind,
+    /// Signed change in minor units (negative for deductions).
+    pub delta: i64,
+    /// Why.
+    pub reason: Option<String>,
+    /// The caller's reference.
+    pub reference: Option<String>,
+    /// The caller's idempotency key.
+    pub key: IdempotencyKey,
+    /// Who: the token's name.
+    pub actor: String,
+    /// The fencing token of the per-user lock, if one was held.
+    pub fence: Option<i64>,
+}
+
+impl MoneyCommand {
+    /// A digest of everything that makes two requests "the same request".
+    fn request_hash(&self) -> String {
+        let canonical = serde_json::json!([
+            self.kind.as_str(),
+            self.user.as_str(),
+            self.delta,
+            self.reason,
+            self.reference
+        ]);
+        hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+    }
+}
+
+/// A page of history, newest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryPage {
+    /// The entries.
+    pub entries: Vec<LedgerEntry>,
+    /// Pass as `before` to get the next page; absent on the last page.
+    pub next_before: Option<i64>,
+}
+
+const WALLET_COLUMNS: &str = "user_id, region, balance, version, created_at_ms, updated_at_ms";
+const ENTRY_COLUMNS: &str = "id, user_id, kind, amount, balance_after, version, reason, reference, actor, created_at_ms";
+
+fn wallet_from(row: &AnyRow) -> Result<Wallet, sqlx::Error> {
+    Ok(Wallet {
+        user_id: row.try_get("user_id")?,
+        region: row.try_get("region")?,
+        balance: row.try_get("balance")?,
+        version: row.try_get("version")?,
+        created_at_ms: row.try_get("created_at_ms")?,
+        updated_at_ms: row.try_get("updated_at_ms")?,
+    })
+}
+
+fn entry_from(row: &AnyRow) -> Result<LedgerEntry, sqlx::Error> {
+    Ok(LedgerEntry {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        kind: EntryKind::parse(&row.try_get::<String, _>("kind")?)?,
+        amount: row.try_get("amount")?,
+        balance_after: row.try_get("balance_after")?,
+        version: row.try_get("version")?,
+        reason: row.try_get("reason")?,
+        reference: row.try_get("reference")?,
+        actor: row.try_get("actor")?,
+        created_at_ms: row.try_get("created_at_ms")?,
+    })
+}
+
+impl Store {
+    /// Creates an empty wallet. Refuses if the user already has one.
+    pub async fn create_wallet(&self, user: &UserId, region: &Region, actor: &str) -> Result<Wallet, StoreError> {
+        let now = now_ms();
+        let mut tx = self.tx(true).await?;
+        let row = sqlx::query(&format!(
+            "INSERT INTO wallets (user_id, region, balance, version, created_at_ms, updated_at_ms) VALUES ($1, $2, 0, 0, $3, $3) \
+             ON CONFLICT (user_id) DO NOTHING RETURNING {WALLET_COLUMNS}"
+        ))
+        .persistent(false)
+        .bind(user.as_str())
+        .bind(region.as_str())
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Err(StoreError::WalletExists);
+        };
+        let wallet = wallet_from(&row)?;
+        super::outbox::insert_balance_updated(&mut tx, &wallet, 0, None, None, now).await?;
+        audit(&mut tx, actor, "wallet.create", user.as_str(), &serde_json::json!({"region": region}), now).await?;
+        tx.commit().await?;
+        self.inner.replicas.remember_region(&wallet.user_id, &wallet.region);
+        self.inner.outbox_notify.notify_one();
+        Ok(wallet)
+    }
+
+    /// Moves money: one transaction that claims the idempotency key, applies a
+    /// conditional update (never below 0, never above the maximum), appends a
+    /// ledger entry and an outbox event, and stores the answer under the key.
+    pub async fn apply(&self, cmd: &MoneyCommand) -> Result<Outcome, StoreError> {
+        let hash = cmd.request_hash();
+        let now = now_ms();
+        let mut tx = self.tx(true).await?;
+
+        // Claim the key first: a concurrent request with the same key waits
+        // here for this transaction, then sees its stored answer.
+        let claimed = sqlx::query(
+            "INSERT INTO idempotency_keys (key, request_hash, status, response, created_at_ms) VALUES ($1, $2, 0, '', $3) \
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .persistent(false)
+        .bind(cmd.key.as_str())
+        .bind(&hash)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !claimed {
+            let row = sqlx::query("SELECT request_hash, response FROM idempotency_keys WHERE key = $1")
+                .persistent(false)
+                .bind(cmd.key.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            let (stored_hash, response): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+            if stored_hash != hash {
+                return Err(StoreError::IdempotencyKeyReused);
+            }
+            let result: Result<LedgerEntry, Refusal> = serde_json::from_str(&response)
+                .map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))?;
+            return Ok(Outcome { result, replayed: true });
+        }
+
+        let updated = sqlx::query(
+            "UPDATE wallets SET balance = balance + $1, version = version + 1, updated_at_ms = $2 \
+             WHERE user_id = $3 AND balance + $1 >= 0 AND balance + $1 <= $4 RETURNING balance, version, region",
+        )
+        .persistent(false)
+        .bind(cmd.delta)
+        .bind(now)
+        .bind(cmd.user.as_str())
+        .bind(MAX_BALANCE)
+        .fetch_optional(&mut *tx)
+        .await?;
+
+        let result = match updated {
+            None => {
+                let balance: Option<i64> = sqlx::query_scalar("SELECT balance FROM wallets WHERE user_id = $1")
+                    .persistent(false)
+                    .bind(cmd.user.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(balance) = balance else {
+                    tx.rollback().await?;
+                    return Err(StoreError::WalletNotFound);
+                };
+                let requested = cmd.delta.abs();
+                Err(if cmd.delta < 0 {
+                    Refusal::InsufficientFunds { balance, requested }
+                } else {
+                    Refusal::BalanceLimitExceeded { balance, requested }
+                })
+            }
+            Some(row) => {
+                let (balance, version, region): (i64, i64, String) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO ledger_entries (user_id, kind, amount, balance_after, version, reason, reference, idempotency_key, actor, lock_fence, created_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+                )
+                .persistent(false)
+                .bind(cmd.user.as_str())
+                .bind(cmd.kind.as_str())
+                .bind(cmd.delta)
+                .bind(balance)
+                .bind(version)
+                .bind(cmd.reason.clone())
+                .bind(cmd.reference.clone())
+                .bind(cmd.key.as_str())
+                .bind(cmd.actor.as_str())
+                .bind(cmd.fence)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                let entry = LedgerEntry {
+                    id,
+                    user_id: cmd.user.to_string(),
+                    kind: cmd.kind,
+                    amount: cmd.delta,
+                    balance_after: balance,
+                    version,
+                    reason: cmd.reason.clone(),
+                    reference: cmd.reference.clone(),
+                    actor: cmd.actor.clone(),
+                    created_at_ms: now,
+                };
+                let wallet = Wallet {
+                    user_id: entry.user_id.clone(),
+                    region: region.clone(),
+                    balance,
+                    version,
+                    created_at_ms: 0,
+                    updated_at_ms: now,
+                };
+                super::outbox::insert_balance_updated(&mut tx, &wallet, cmd.delta, Some(&entry), Some(cmd.kind), now).await?;
+                if cmd.kind == EntryKind::Adjust {
+                    let details = serde_json::json!({"amount": cmd.delta, "reason": cmd.reason, "entry_id": id});
+                    audit(&mut tx, &cmd.actor, "wallet.adjust", cmd.user.as_str(), &details, now).await?;
+                }
+                self.inner.replicas.remember_region(cmd.user.as_str(), &region);
+                Ok(entry)
+            }
+        };
+
+        let (status, response) = match &result {
+            Ok(entry) => (200_i64, serde_json::to_string(&Ok::<_, Refusal>(entry))),
+            Err(refusal) => (409_i64, serde_json::to_string(&Err::<LedgerEntry, _>(refusal))),
+        };
+        let response = response.map_err(|e| StoreError::Database(sqlx::Error::Encode(Box::new(e))))?;
+        sqlx::query("UPDATE idempotency_keys SET status = $1, response = $2 WHERE key = $3")
+            .persistent(false)
+            .bind(status)
+            .bind(response)
+            .bind(cmd.key.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        if result.is_ok() {
+            self.inner.outbox_notify.notify_one();
+        }
+        Ok(Outcome { result, replayed: false })
+    }
+
+    /// Reads a wallet with the asked-for consistency.
+    pub async fn wallet(&self, user: &UserId, consistency: ReadConsistency) -> Result<WalletRead, StoreError> {
+        self.refresh_assignments_if_stale().await;
+        let targets = self.inner.replicas.targets(user, consistency);
+        let sql = format!("SELECT {WALLET_COLUMNS} FROM wallets WHERE user_id = $1");
+        let (row, source) = self
+            .inner
+            .replicas
+            .read(targets, |conn| {
+                let sql = sql.clone();
+                let user = user.to_string();
+                Box::pin(async move { sqlx::query(&sql).persistent(false).bind(user).fetch_optional(conn).await })
+            })
+            .await?;
+        let wallet = wallet_from(&row.ok_or(StoreError::WalletNotFound)?)?;
+        self.inner.replicas.remember_region(&wallet.user_id, &wallet.region);
+        Ok(WalletRead { wallet, source })
+    }
+
+    /// A page of a wallet's ledger, newest first, read like a balance.
+    pub async fn history(&self, user: &UserId, before: Option<i64>, limit: u32, consistency: ReadConsistency) -> Result<HistoryPage, StoreError> {
+        // Existence first, so an unknown user is a 404 rather than an empty page.
+        self.wallet(user, consistency).await?;
+        let targets = self.inner.replicas.targets(user, consistency);
+        let limit = limit.clamp(1, 500);
+        let sql = format!("SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3");
+        let (rows, _) = self
+            .inner
+            .replicas
+            .read(targets, |conn| {
+                let sql = sql.clone();
+                let user = user.to_string();
+                Box::pin(async move {
+                    sqlx::query(&sql)
+                        .persistent(false)
+                        .bind(user)
+                        .bind(before.unwrap_or(i64::MAX))
+                        .bind(i64::from(limit) + 1)
+                        .fetch_all(conn)
+                        .await
+                })
+            })
+            .await?;
+        let mut entries = rows.iter().map(entry_from).collect::<Result<Vec<_>, _>>()?;
+        let next_before = if entries.len() > limit as usize {
+            entries.truncate(limit as usize);
+            entries.last().map(|e| e.id)
+        } else {
+            None
+        };
+        Ok(HistoryPage { entries, next_before })
+    }
+
+    /// The sum of a wallet's ledger on the primary: equals its balance, always.
+    pub async fn ledger_sum(&self, user: &UserId) -> Result<(i64, i64), StoreError> {
+        let mut tx = self.tx(false).await?;
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(l.amount), 0) AS BIGINT), CAST(COUNT(l.id) AS BIGINT), w.balance FROM wallets w \
+             LEFT JOIN ledger_entries l ON l.user_id = w.user_id WHERE w.user_id = $1 GROUP BY w.balance",
+        )
+        .persistent(false)
+        .bind(user.as_str())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::WalletNotFound)?;
+        tx.commit().await?;
+        let (sum, _count, balance): (i64, i64, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        Ok((sum, balance))
+    }
+
+    /// Wallets per region, on the primary.
+    pub async fn users_per_region(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut tx = self.tx(false).await?;
+        let rows = sqlx::query("SELECT region, CAST(COUNT(*) AS BIGINT) FROM wallets GROUP BY region ORDER BY region")
+            .persistent(false)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+}
+
+/// Appends to the audit trail inside the caller's transaction.
+pub(crate) async fn audit(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    actor: &str,
+    action: &str,
+    target: &str,
+    details: &serde_json::Value,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO audit_log (actor, action, target, details, created_at_ms) VALUES ($1, $2, $3, $4, $5)")
+        .persistent(false)
+        .bind(actor)
+        .bind(action)
+        .bind(target)
+        .bind(details.to_string())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
