@@ -1,1 +1,131 @@
-pub fn x(){}
+//! The `walletctl` command line: one module per subcommand, each with its
+//! options (whose doc comments are the `--help` text) and its `run`.
+
+pub mod client;
+pub mod config_cmd;
+pub mod migrate;
+pub mod output;
+pub mod serve;
+pub mod shards;
+pub mod token;
+pub mod wallet;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use walletctl_core::Config;
+use walletctl_core::config::{LogFormat, LogOverride, Overrides};
+
+/// walletctl: wallets, ad campaigns and ad serving in one binary.
+///
+/// With no configuration everything runs embedded in one process (a SQLite
+/// store and event log under the data directory). With a configuration file
+/// or WALLETCTL_* variables it runs on PostgreSQL (primary, replicas,
+/// PgBouncer), Redis, MongoDB and Kafka.
+#[derive(Debug, Parser)]
+#[command(name = "walletctl", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Options every subcommand takes.
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalOpts {
+    /// Configuration file (TOML). Default: ./walletctl.toml if present, else the embedded default.
+    #[arg(long, short = 'c', global = true, env = "WALLETCTL_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Where the embedded store, event log and operator token live.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log format: text for people, json for log pipelines.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormatArg>,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormatArg {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl GlobalOpts {
+    /// Reads the configuration once, with these flags as the top layer.
+    pub fn load_config(&self) -> anyhow::Result<Config> {
+        let overrides = Overrides {
+            data_dir: self.data_dir.clone(),
+            log: self.log_format.map(|f| LogOverride {
+                format: match f {
+                    LogFormatArg::Text => LogFormat::Text,
+                    LogFormatArg::Json => LogFormat::Json,
+                },
+            }),
+        };
+        Ok(Config::load(self.config.as_deref(), &overrides)?)
+    }
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the wallet, ads management and ad display services.
+    Serve(serve::Opts),
+    /// Show the effective configuration.
+    #[command(subcommand)]
+    Config(config_cmd::Cmd),
+    /// Run or show database migrations.
+    Migrate(migrate::Opts),
+    /// Create wallets, read balances, move money (talks to a running wallet service).
+    #[command(subcommand)]
+    Wallet(wallet::Cmd),
+    /// The region → replica map: list, status with replication lag, assign.
+    #[command(subcommand)]
+    Shards(shards::Cmd),
+    /// Create and revoke API tokens.
+    #[command(subcommand)]
+    Token(token::Cmd),
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let g = cli.global;
+    match cli.command {
+        Command::Serve(opts) => serve::run(&g, opts).await,
+        Command::Config(cmd) => config_cmd::run(&g, cmd),
+        Command::Migrate(opts) => migrate::run(&g, opts).await,
+        Command::Wallet(cmd) => wallet::run(&g, cmd).await,
+        Command::Shards(cmd) => shards::run(&g, cmd).await,
+        Command::Token(cmd) => token::run(&g, cmd).await,
+    }
+}
+
+/// A failure a user can fix by changing the request (2), or anything else (1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// The process exit code for an error: 2 for a refused request, 1 otherwise.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<UsageError>().is_some() || e.downcast_ref::<client::ApiFailure>().is_some_and(|f| f.status < 500) {
+        2
+    } else {
+        1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -30,7 +30,7 @@ use tokio::sync::Notify;
 use crate::config::Config;
 
 pub use error::StoreError;
-pub use outbox::OutboxEvent;
+pub use outbox::{BALANCE_UPDATED, BalanceUpdated, OutboxEvent, RelayError};
 pub use replicas::{ReadConsistency, ReplicaStatus};
 pub use shards::ShardAssignment;
 pub use tokens::{NewToken, TokenInfo};

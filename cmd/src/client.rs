@@ -1,0 +1,98 @@
+//! A small client of the wallet service's HTTP API, for the `wallet` commands.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use serde_json::Value;
+
+use crate::GlobalOpts;
+
+/// Where the wallet service is and who we are.
+#[derive(Debug, Clone, Args)]
+pub struct ConnOpts {
+    /// Wallet service URL. Default: http:// plus [listen] wallet from the configuration.
+    #[arg(long, env = "WALLETCTL_URL", global = true, value_name = "URL")]
+    pub url: Option<String>,
+    /// Bearer token. Default: the operator token that `serve` wrote to the data directory.
+    #[arg(long, env = "WALLETCTL_TOKEN", global = true, hide_env_values = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+}
+
+/// The service refused or failed a request.
+#[derive(Debug, thiserror::Error)]
+#[error("{status} {code}: {message}")]
+pub struct ApiFailure {
+    /// HTTP status.
+    pub status: u16,
+    /// The stable error code.
+    pub code: String,
+    /// The service's explanation.
+    pub message: String,
+    /// The whole error body.
+    pub body: Value,
+}
+
+/// A connected client.
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Client {
+    /// Resolves URL and token from flags, environment, configuration and the data directory.
+    pub fn new(g: &GlobalOpts, conn: &ConnOpts) -> anyhow::Result<Client> {
+        let config = g.load_config()?;
+        let base = conn.url.clone().unwrap_or_else(|| format!("http://{}", config.listen.wallet));
+        let token = match &conn.token {
+            Some(t) => t.clone(),
+            None => {
+                let path = config.operator_token_path();
+                std::fs::read_to_string(&path)
+                    .with_context(|| {
+                        format!("no --token given and cannot read the operator token at {} (run `walletctl serve` once to create it)", path.display())
+                    })?
+                    .trim()
+                    .to_owned()
+            }
+        };
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        Ok(Client {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+        })
+    }
+
+    /// GET `path`.
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let req = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token);
+        Self::send(req).await
+    }
+
+    /// POST `body` to `path`, with an idempotency key if given.
+    pub async fn post(&self, path: &str, body: &Value, key: Option<&str>) -> anyhow::Result<Value> {
+        let mut req = self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(body);
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
+        Self::send(req).await
+    }
+
+    async fn send(req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let res = req.send().await.context("cannot reach the wallet service (is `walletctl serve` running? see --url)")?;
+        let status = res.status();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(body);
+        }
+        Err(ApiFailure {
+            status: status.as_u16(),
+            code: body["error"]["code"].as_str().unwrap_or("unknown").to_owned(),
+            message: body["error"]["message"].as_str().unwrap_or("").to_owned(),
+            body,
+        }
+        .into())
+    }
+}

@@ -1,0 +1,75 @@
+//! `walletctl serve`.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use tokio::net::TcpListener;
+use walletctl_core::Backends;
+use walletctl_daemon::Listeners;
+
+use crate::GlobalOpts;
+
+/// Run the services until SIGINT or SIGTERM, then stop gracefully.
+///
+/// Default ports: wallet 8480, ads 8481, display 8482 (set them with
+/// [listen] in the configuration or WALLETCTL_LISTEN__WALLET and friends).
+/// Every service answers /healthz, /readyz and /metrics.
+#[derive(Debug, Args)]
+pub struct Opts {
+    /// Run only these services (comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub only: Vec<ServiceArg>,
+}
+
+/// A service name for `--only`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServiceArg {
+    /// Balances and money movements.
+    Wallet,
+    /// Advertising campaign management.
+    Ads,
+    /// Ad serving.
+    Display,
+}
+
+async fn bind(addr: SocketAddr, name: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| format!("binding the {name} service to {addr}"))
+}
+
+/// Runs `serve`.
+pub async fn run(g: &GlobalOpts, opts: Opts) -> anyhow::Result<()> {
+    let config = g.load_config()?;
+    walletctl_daemon::telemetry::init_tracing(&config.log);
+    let on = |s: ServiceArg| opts.only.is_empty() || opts.only.contains(&s);
+    let listen = config.listen.clone();
+    let listeners = Listeners {
+        wallet: if on(ServiceArg::Wallet) { Some(bind(listen.wallet, "wallet").await?) } else { None },
+        ads: if on(ServiceArg::Ads) { Some(bind(listen.ads, "ads").await?) } else { None },
+        display: if on(ServiceArg::Display) { Some(bind(listen.display, "display").await?) } else { None },
+    };
+    tracing::info!(
+        data_dir = %config.data_dir.display(),
+        store = if config.postgres.is_some() { "postgres" } else { "embedded" },
+        events = if config.kafka.is_some() { "kafka" } else { "embedded" },
+        locks = if config.redis.is_some() { "redis" } else { "memory" },
+        "starting walletctl"
+    );
+    let backends = Backends::open(config).await?;
+    walletctl_daemon::serve(backends, listeners, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,134 @@
+//! The one error type at the HTTP edge, and its one JSON shape:
+//!
+//! ```json
+//! {"error": {"code": "insufficient_funds", "message": "…", "details": {…}}}
+//! ```
+//!
+//! `code` is stable and meant for programs; `message` is for people. A 4xx
+//! says what was wrong with the request and nothing changed. A 5xx carries no
+//! internal detail: its cause is logged once, here, with the request's span.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use walletctl_core::domain::ParseError;
+use walletctl_core::store::StoreError;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The stable machine-readable code.
+    pub code: &'static str,
+    /// A sentence for people.
+    pub message: String,
+    /// Structured facts, e.g. the balance an insufficient-funds refusal saw.
+    pub details: Option<Value>,
+    /// Whether this is a stored answer to an earlier request with the same key.
+    pub replayed: bool,
+}
+
+impl ApiError {
+    /// An error with no details.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+            replayed: false,
+        }
+    }
+
+    /// Adds details.
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// 400 for a value that failed its domain type.
+    pub fn invalid(e: ParseError) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()).with_details(json!({ "field": e.field }))
+    }
+
+    /// 401.
+    pub fn unauthorized() -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "send a valid bearer token: Authorization: Bearer <token>")
+    }
+
+    /// 500; the cause is logged, never sent.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; it has been logged")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "code": self.code, "message": self.message });
+        if let Some(d) = self.details {
+            body["details"] = d;
+        }
+        let mut res = (self.status, Json(json!({ "error": body }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if self.replayed {
+            res.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+        }
+        res
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::WalletNotFound => ApiError::new(StatusCode::NOT_FOUND, "wallet_not_found", "no wallet for this user"),
+            StoreError::WalletExists => ApiError::new(StatusCode::CONFLICT, "wallet_exists", "a wallet for this user already exists"),
+            StoreError::IdempotencyKeyReused => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "this Idempotency-Key was already used with a different request; use a new key",
+            ),
+            StoreError::TokenExists => ApiError::new(StatusCode::CONFLICT, "token_exists", "a token with this name already exists"),
+            StoreError::UnknownReplica(r) => ApiError::new(StatusCode::BAD_REQUEST, "unknown_replica", format!("unknown replica {r:?}")),
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "database unavailable");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the database is unavailable; retry with the same Idempotency-Key")
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::JsonSyntaxError(e) => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.body_text()),
+            JsonRejection::JsonDataError(e) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e.body_text()),
+            JsonRejection::MissingJsonContentType(_) => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+            ),
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the body is too large")
+            }
+            other => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", other.body_text()),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", r.body_text())
+    }
+}
+
+/// The answer to a route that does not exist.
+pub async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
