@@ -111,6 +111,7 @@ fn write_secret(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
 /// stops accepting, lets in-flight requests finish, stops the relay and
 /// closes the pools.
 pub async fn serve(backends: Backends, listeners: Listeners, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    crate::telemetry::metrics_handle();
     prepare(&backends).await?;
     let state = AppState::new(backends.clone());
     let stop = CancellationToken::new();

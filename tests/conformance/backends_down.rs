@@ -1,0 +1,115 @@
+//! Each backend stopped or blocked: `/readyz` names it with a 503 (or reports
+//! it degraded where the service works without it), and nothing panics.
+
+use harness::proxy::{Proxy, url_addr};
+use harness::{Mode, TestEnv};
+use serde_json::Value;
+use walletctl_core::config::SecretUrl;
+
+use super::{amount, key, user};
+
+async fn ready(app: &harness::App, base: &str) -> (u16, Value) {
+    app.send(app.http.get(format!("{base}/readyz"))).await
+}
+
+fn check<'a>(body: &'a Value, name: &str) -> &'a Value {
+    body["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|p| p["name"] == name))
+        .unwrap_or_else(|| panic!("no check named {name}: {body}"))
+}
+
+async fn proxied(url: &SecretUrl) -> (Proxy, SecretUrl) {
+    let upstream = url_addr(url.expose());
+    let proxy = Proxy::start(upstream).await;
+    let rewritten = SecretUrl::new(proxy.rewrite(url.expose(), upstream));
+    (proxy, rewritten)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_primary_down_is_a_503_not_a_panic() {
+    let mut env = TestEnv::new(Mode::Distributed).await;
+    let pg = env.config.postgres.as_mut().unwrap();
+    let (proxy, url) = proxied(&pg.url).await;
+    pg.url = url;
+    let app = env.spawn().await;
+    let u = user();
+    app.wallet_with(&u, "SOUTH_EAST", 10).await;
+    proxy.cut();
+    let (s, b) = ready(&app, &app.wallet).await;
+    assert_eq!(s, 503, "{b}");
+    assert_eq!(check(&b, "postgres_primary")["ok"], false);
+    let (s, b) = app.post(&format!("/wallet/{u}/deduct"), amount(1), Some(&key())).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (503, Some("unavailable")), "{b}");
+    let (s, _) = app.send(app.http.get(format!("{}/healthz", app.wallet))).await;
+    assert_eq!(s, 200, "still alive");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_down_degrades_but_reads_go_on() {
+    let mut env = TestEnv::new(Mode::Distributed).await;
+    let pg = env.config.postgres.as_mut().unwrap();
+    let sw1 = pg.replicas.get_mut("sw1").unwrap();
+    let (proxy, url) = proxied(&sw1.url).await;
+    sw1.url = url;
+    let app = env.spawn().await;
+    let u = user();
+    app.wallet_with(&u, "SOUTH_WEST", 10).await;
+    proxy.cut();
+    let (s, b) = ready(&app, &app.wallet).await;
+    assert_eq!((s, b["status"].as_str()), (200, Some("degraded")), "{b}");
+    assert_eq!(check(&b, "replica:sw1")["ok"], false);
+    let (s, b) = app.get(&format!("/wallet/{u}/balance")).await;
+    assert_eq!((s, b["balance"].as_i64()), (200, Some(10)), "{b}");
+    assert_eq!(b["source"], "primary", "with its region's only replica down, the read falls back: {b}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_down_makes_ads_unready_and_wallet_degraded() {
+    let mut env = TestEnv::new(Mode::Distributed).await;
+    let redis = env.config.redis.as_mut().unwrap();
+    let (proxy, url) = proxied(&redis.url).await;
+    redis.url = url;
+    let app = env.spawn().await;
+    proxy.cut();
+    let (s, b) = ready(&app, &app.ads).await;
+    assert_eq!(s, 503, "{b}");
+    assert_eq!(check(&b, "redis")["ok"], false);
+    let (s, b) = ready(&app, &app.wallet).await;
+    assert_eq!((s, b["status"].as_str()), (200, Some("degraded")), "{b}");
+    assert_eq!(check(&b, "redis")["ok"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mongodb_down_makes_ads_unready() {
+    let mut env = TestEnv::new(Mode::Distributed).await;
+    let mongo = env.config.mongodb.as_mut().unwrap();
+    let (proxy, url) = proxied(&mongo.url).await;
+    mongo.url = url;
+    let app = env.spawn().await;
+    let (s, b) = ready(&app, &app.ads).await;
+    assert_eq!(s, 200, "up before the cut: {b}");
+    proxy.cut();
+    let (s, b) = ready(&app, &app.ads).await;
+    assert_eq!(s, 503, "{b}");
+    assert_eq!(check(&b, "mongodb")["ok"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kafka_down_makes_display_unready_and_money_still_moves() {
+    let mut env = TestEnv::new(Mode::Distributed).await;
+    // A port nothing listens on: Kafka clients learn broker addresses from
+    // metadata, so a proxy cannot stand in for the broker; a dead address can.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    env.config.kafka.as_mut().unwrap().brokers = dead.to_string();
+    let app = env.spawn().await;
+    let (s, b) = ready(&app, &app.display).await;
+    assert_eq!(s, 503, "{b}");
+    assert_eq!(check(&b, "kafka")["ok"], false);
+    let u = user();
+    app.wallet_with(&u, "SOUTH_EAST", 100).await;
+    let (s, b) = app.post(&format!("/wallet/{u}/deduct"), amount(30), Some(&key())).await;
+    assert_eq!((s, b["balance"].as_i64()), (200, Some(70)), "{b}");
+    let backlog = env.backends().await.store.outbox_backlog().await.unwrap();
+    assert!(backlog >= 3, "the events wait in the outbox: {backlog}");
+}

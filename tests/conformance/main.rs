@@ -1,0 +1,31 @@
+//! The conformance suite: every test in `conformance!` runs twice, against
+//! the embedded default and against the real stack, and must behave the same.
+//! Tests of things only the distributed mode has (replicas, PgBouncer, Redis,
+//! two instances) are plain `#[tokio::test]`s on the real stack.
+
+mod backends_down;
+mod bad_input;
+mod concurrency;
+mod health;
+mod idempotency;
+mod outbox;
+mod pgbouncer;
+mod replicas;
+mod wallet_api;
+
+use serde_json::json;
+
+/// A random user id.
+pub fn user() -> String {
+    format!("u{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// A random idempotency key.
+pub fn key() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// `{"amount": n}`.
+pub fn amount(n: i64) -> serde_json::Value {
+    json!({ "amount": n })
+}
