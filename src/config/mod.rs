@@ -107,16 +107,21 @@ pub struct PostgresConfig {
     #[serde(default)]
     pub direct_url: Option<SecretUrl>,
     /// Connections in the primary pool.
+    #[serde(default = "default_pool")]
     pub pool_size: u32,
     /// `synchronous_commit` for money-moving transactions, e.g. `remote_apply`.
     /// Unset leaves the server's setting.
+    #[serde(default)]
     pub synchronous_commit: Option<String>,
     /// The replica that is a synchronous standby; strong reads go there.
+    #[serde(default)]
     pub sync_replica: Option<String>,
     /// Streaming replicas by name.
+    #[serde(default)]
     pub replicas: BTreeMap<String, ReplicaConfig>,
     /// The initial region → replica map, written to the shard table when that is empty.
     /// After that, `walletctl shards assign` changes it for every instance.
+    #[serde(default)]
     pub regions: BTreeMap<String, Vec<String>>,
 }
 
@@ -129,6 +134,10 @@ pub struct ReplicaConfig {
     /// Connections in its pool.
     #[serde(default = "default_replica_pool")]
     pub pool_size: u32,
+}
+
+fn default_pool() -> u32 {
+    16
 }
 
 fn default_replica_pool() -> u32 {
@@ -160,6 +169,10 @@ pub struct KafkaConfig {
     pub partitions: i32,
 }
 
+fn default_mongo_db() -> String {
+    "walletctl".into()
+}
+
 fn default_partitions() -> i32 {
     3
 }
@@ -171,6 +184,7 @@ pub struct MongoConfig {
     /// e.g. `mongodb://127.0.0.1:27017/?directConnection=true`.
     pub url: SecretUrl,
     /// The database name.
+    #[serde(default = "default_mongo_db")]
     pub database: String,
 }
 

@@ -1,0 +1,164 @@
+//! The `walletctl` binary as an operator uses it, against a running `serve`.
+
+use std::process::{Command, Output, Stdio};
+
+use harness::{App, Mode, TestEnv};
+use serde_json::Value;
+
+struct Cli<'a> {
+    env: &'a TestEnv,
+    app: &'a App,
+}
+
+impl Cli<'_> {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_walletctl"));
+        c.arg("--data-dir")
+            .arg(&self.env.config.data_dir)
+            .args(args)
+            .env("WALLETCTL_URL", &self.app.wallet)
+            .env_remove("WALLETCTL_TOKEN")
+            .env_remove("WALLETCTL_CONFIG")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs with the operator token the data directory holds (as an operator would).
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("walletctl runs")
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.run(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wallet_commands_move_money_and_print_json() {
+    let env = TestEnv::new(Mode::Embedded).await;
+    let app = env.spawn().await;
+    let cli = Cli { env: &env, app: &app };
+
+    let w = cli.json(&["wallet", "create", "carol", "--region", "SOUTH_EAST", "-o", "json"]);
+    assert_eq!((w["user_id"].as_str(), w["balance"].as_i64()), (Some("carol"), Some(0)));
+    let c = cli.json(&["wallet", "credit", "carol", "500", "--reason", "top-up", "-o", "json"]);
+    assert_eq!(c["balance"], 500);
+    let d = cli.json(&["wallet", "deduct", "carol", "120", "--idempotency-key", "cli-1", "-o", "json"]);
+    assert_eq!((d["balance"].as_i64(), d["replayed"].as_bool()), (Some(380), Some(false)));
+    let again = cli.json(&["wallet", "deduct", "carol", "120", "--idempotency-key", "cli-1", "-o", "json"]);
+    assert_eq!((again["balance"].as_i64(), again["replayed"].as_bool()), (Some(380), Some(true)));
+    let b = cli.json(&["wallet", "balance", "carol", "--strong", "-o", "json"]);
+    assert_eq!(b["balance"], 380);
+    let h = cli.json(&["wallet", "history", "carol", "--limit", "10", "-o", "json"]);
+    assert_eq!(h["entries"].as_array().map(Vec::len), Some(2));
+
+    // A refusal exits 2, says why, and prints the error body for scripts.
+    let out = cli.run(&["wallet", "deduct", "carol", "1000", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("insufficient_funds"));
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["error"]["code"], "insufficient_funds");
+
+    // The table output is for people.
+    let out = cli.run(&["wallet", "balance", "carol"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SOUTH_EAST"));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn adjustments_need_a_reason_and_a_confirmation() {
+    let env = TestEnv::new(Mode::Embedded).await;
+    let app = env.spawn().await;
+    app.wallet_with("dave", "SOUTH_WEST", 100).await;
+    let cli = Cli { env: &env, app: &app };
+
+    let out = cli.run(&["wallet", "adjust", "dave", "-30"]);
+    assert_eq!(out.status.code(), Some(2), "no reason");
+    let out = cli.run(&["wallet", "adjust", "dave", "-30", "--reason", "refund"]);
+    assert_eq!(out.status.code(), Some(2), "stdin is not a terminal and no --yes");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
+    let out = cli.run(&["wallet", "adjust", "dave", "-30", "--reason", "refund", "--dry-run"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("100 -> 70"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(app.balance("dave").await, 100, "nothing changed yet");
+
+    let a = cli.json(&["wallet", "adjust", "dave", "-30", "--reason", "refund", "--yes", "-o", "json"]);
+    assert_eq!((a["balance"].as_i64(), a["entry"]["kind"].as_str()), (Some(70), Some("adjust")));
+    assert_eq!(a["entry"]["reason"], "refund");
+    assert_eq!(app.balance("dave").await, 70);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_wrong_token_is_refused() {
+    let env = TestEnv::new(Mode::Embedded).await;
+    let app = env.spawn().await;
+    let cli = Cli { env: &env, app: &app };
+    let out = cli.cmd(&["wallet", "balance", "x", "--token", "wct_wrong"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unauthorized"));
+}
+
+fn walletctl(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_walletctl"));
+    c.current_dir(dir.path()).arg("--data-dir").arg(dir.path()).args(args).stdin(Stdio::null());
+    for k in ["WALLETCTL_CONFIG", "WALLETCTL_URL", "WALLETCTL_TOKEN"] {
+        c.env_remove(k);
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+#[test]
+fn config_show_redacts_secrets_and_bad_config_names_the_key() {
+    let out = walletctl(&["config", "show"], &[("WALLETCTL_POSTGRES__URL", "postgres://app:hunter2@db:5432/w")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("postgres://app:***@db:5432/w") && !text.contains("hunter2"), "{text}");
+
+    let out = walletctl(&["config", "show", "-o", "json"], &[]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["listen"]["wallet"], "127.0.0.1:8480");
+    assert!(v["postgres"].is_null(), "no configuration means the embedded default");
+
+    let out = walletctl(&["config", "show"], &[("WALLETCTL_WALLET__LOCK_TTL_MS", "soon")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(err.contains("wallet.lock_ttl_ms"), "{err}");
+    let out = walletctl(&["--config", "/nonexistent/walletctl.toml", "config", "show"], &[]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+}
+
+#[test]
+fn migrate_shows_then_applies_the_embedded_migrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_walletctl")).args(["--data-dir", d]).args(args).env_remove("WALLETCTL_CONFIG").output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let before: Value = serde_json::from_str(&run(&["migrate", "status", "-o", "json"])).unwrap();
+    assert_eq!(before[0]["applied"], false);
+    assert!(run(&["migrate", "run", "--dry-run"]).contains("would apply 1"));
+    assert!(run(&["migrate"]).contains("applied 1"));
+    let after: Value = serde_json::from_str(&run(&["migrate", "status", "-o", "json"])).unwrap();
+    assert_eq!(after[0]["applied"], true);
+    assert!(run(&["migrate"]).contains("applied 0"));
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for args in [&["--help"][..], &["serve", "--help"], &["wallet", "adjust", "--help"], &["shards", "assign", "--help"], &["token", "create", "--help"]] {
+        let out = walletctl(args, &[]);
+        assert!(out.status.success(), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{args:?}");
+    }
+    let out = walletctl(&["shards", "list"], &[]);
+    assert_eq!(out.status.code(), Some(2), "shards need the distributed store");
+}
