@@ -62,8 +62,9 @@ impl Backends {
         let events: Arc<dyn EventLog> = match &config.kafka {
             Some(k) => Arc::new(KafkaLog::new(k).context("configuring Kafka")?),
             None => {
-                std::fs::create_dir_all(&config.data_dir)
-                    .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+                std::fs::create_dir_all(&config.data_dir).with_context(|| {
+                    format!("creating the data directory {}", config.data_dir.display())
+                })?;
                 Arc::new(
                     EmbeddedLog::open(&config.data_dir.join("events.db"))
                         .await
@@ -72,9 +73,18 @@ impl Backends {
             }
         };
         let wait = Duration::from_millis(config.wallet.lock_wait_ms);
-        let redis = config.redis.as_ref().map(RedisHandle::new).transpose().context("configuring Redis")?;
+        let redis = config
+            .redis
+            .as_ref()
+            .map(RedisHandle::new)
+            .transpose()
+            .context("configuring Redis")?;
         let locks: Arc<dyn UserLocks> = match &redis {
-            Some(r) => Arc::new(RedisLocks::new(r.clone(), Duration::from_millis(config.wallet.lock_ttl_ms), wait)),
+            Some(r) => Arc::new(RedisLocks::new(
+                r.clone(),
+                Duration::from_millis(config.wallet.lock_ttl_ms),
+                wait,
+            )),
             None => Arc::new(MemoryLocks::new(wait)),
         };
         let mongo = match &config.mongodb {
@@ -85,7 +95,10 @@ impl Backends {
                 opts.server_selection_timeout = Some(PROBE_TIMEOUT);
                 opts.connect_timeout = Some(PROBE_TIMEOUT);
                 opts.app_name = Some("walletctl".into());
-                Some((mongodb::Client::with_options(opts).context("configuring MongoDB")?, m.database.clone()))
+                Some((
+                    mongodb::Client::with_options(opts).context("configuring MongoDB")?,
+                    m.database.clone(),
+                ))
             }
             None => None,
         };
@@ -111,7 +124,12 @@ impl Backends {
             crate::store::Dialect::Postgres => "postgres_primary",
             crate::store::Dialect::Sqlite => "embedded_store",
         };
-        let mut out = vec![probe(primary_name, Need::Required, async { self.store.ping_primary().await.map_err(|e| e.to_string()) }).await];
+        let mut out = vec![
+            probe(primary_name, Need::Required, async {
+                self.store.ping_primary().await.map_err(|e| e.to_string())
+            })
+            .await,
+        ];
         for (name, res) in self.store.ping_replicas().await {
             out.push(Probe {
                 name: format!("replica:{name}"),
@@ -126,16 +144,27 @@ impl Backends {
     /// Probes the event log.
     pub async fn probe_events(&self, need: Need) -> Probe {
         let name = self.events.kind();
-        probe(if name == "kafka" { "kafka" } else { "embedded_event_log" }, need, async {
-            self.events.ping().await.map_err(|e| e.to_string())
-        })
+        probe(
+            if name == "kafka" {
+                "kafka"
+            } else {
+                "embedded_event_log"
+            },
+            need,
+            async { self.events.ping().await.map_err(|e| e.to_string()) },
+        )
         .await
     }
 
     /// Probes Redis, if configured.
     pub async fn probe_redis(&self, need: Need) -> Option<Probe> {
         let redis = self.redis.as_ref()?;
-        Some(probe("redis", need, async { redis.ping().await.map_err(|e| e.to_string()) }).await)
+        Some(
+            probe("redis", need, async {
+                redis.ping().await.map_err(|e| e.to_string())
+            })
+            .await,
+        )
     }
 
     /// Probes MongoDB, if configured.
@@ -143,7 +172,12 @@ impl Backends {
         let (client, db) = self.mongo.as_ref()?;
         Some(
             probe("mongodb", need, async {
-                client.database(db).run_command(doc! { "ping": 1 }).await.map(|_| ()).map_err(|e| e.to_string())
+                client
+                    .database(db)
+                    .run_command(doc! { "ping": 1 })
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
             })
             .await,
         )

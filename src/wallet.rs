@@ -1,22 +1,47 @@
-//! The wallet service: the per-user lock around the store's transaction.
+//! The wallet service: per-user batching and the per-user lock around the
+//! store's transaction.
+//!
+//! Money commands for one user that arrive while an earlier one is being
+//! applied wait in that user's queue. The task applying a batch (the
+//! leader) then takes the whole queue, in arrival order, and applies it in
+//! one transaction, under one lock acquisition, with one commit. Each command
+//! is still accepted or refused on its own. A single request waits for
+//! nobody: a batch of one goes straight through.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
 
 use crate::domain::UserId;
-use crate::lock::{LockError, UserLocks};
+use crate::lock::{Lease, LockError, UserLocks};
 use crate::store::{MoneyCommand, Outcome, ReadConsistency, Store, StoreError, WalletRead};
+
+/// The most commands one transaction applies; the rest wait for the next.
+pub const MAX_BATCH: usize = 256;
+
+struct Pending {
+    cmd: MoneyCommand,
+    reply: oneshot::Sender<Result<Outcome, StoreError>>,
+}
 
 /// Moves money and reads balances. Cheap to clone.
 #[derive(Clone)]
 pub struct WalletService {
     store: Store,
     locks: Arc<dyn UserLocks>,
+    /// Users with a batch in flight, and the commands waiting for the next one.
+    queues: Arc<Mutex<HashMap<UserId, Vec<Pending>>>>,
 }
 
 impl WalletService {
     /// Ties a store to a lock.
     pub fn new(store: Store, locks: Arc<dyn UserLocks>) -> Self {
-        WalletService { store, locks }
+        WalletService {
+            store,
+            locks,
+            queues: Arc::default(),
+        }
     }
 
     /// The store underneath.
@@ -24,21 +49,88 @@ impl WalletService {
         &self.store
     }
 
-    /// Applies a money command. Debits take the user's lock first so that
-    /// instances do not pile onto one row; if the lock cannot be had the
-    /// debit goes on without it, because the transaction alone keeps the
-    /// balance from going below zero.
-    pub async fn apply(&self, mut cmd: MoneyCommand) -> Result<Outcome, StoreError> {
-        let lease = if cmd.delta < 0 { self.lock(&cmd.user).await } else { None };
-        cmd.fence = lease.as_ref().map(|l| l.fence);
-        let result = self.store.apply(&cmd).await;
+    /// Applies a money command, batched with the same user's concurrent ones.
+    pub async fn apply(&self, cmd: MoneyCommand) -> Result<Outcome, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let user = cmd.user.clone();
+        let pending = Pending { cmd, reply };
+        let lead = {
+            let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+            match queues.get_mut(&user) {
+                Some(waiting) => {
+                    waiting.push(pending);
+                    None
+                }
+                None => {
+                    queues.insert(user.clone(), Vec::new());
+                    Some(pending)
+                }
+            }
+        };
+        if let Some(first) = lead {
+            // A task of its own: if this request's client goes away, the
+            // commands queued behind it are still applied and answered.
+            let this = self.clone();
+            tokio::spawn(async move { this.lead(user, first).await });
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(StoreError::Failed(
+                "the batch applying this command was lost".into(),
+            ))
+        })
+    }
+
+    async fn lead(&self, user: UserId, first: Pending) {
+        let mut batch = vec![first];
+        loop {
+            self.run_batch(&user, batch).await;
+            let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(waiting) = queues.get_mut(&user) else {
+                return;
+            };
+            if waiting.is_empty() {
+                queues.remove(&user);
+                return;
+            }
+            let take = waiting.len().min(MAX_BATCH);
+            batch = waiting.drain(..take).collect();
+        }
+    }
+
+    async fn run_batch(&self, user: &UserId, batch: Vec<Pending>) {
+        metrics::histogram!("wallet_batch_size").record(batch.len() as f64);
+        // Debits take the user's lock so instances do not pile onto one row.
+        // Without it (Redis down, or the wait ran out) the batch goes on: the
+        // transaction alone keeps the balance from going below zero.
+        let lease = if batch.iter().any(|p| p.cmd.delta < 0) {
+            self.lock(user).await
+        } else {
+            None
+        };
+        let (mut cmds, replies): (Vec<MoneyCommand>, Vec<_>) =
+            batch.into_iter().map(|p| (p.cmd, p.reply)).unzip();
+        for c in &mut cmds {
+            c.fence = lease.as_ref().map(|l| l.fence);
+        }
+        let results = self.store.apply_batch(&cmds).await;
         if let Some(lease) = lease {
             self.locks.release(lease).await;
         }
-        result
+        match results {
+            Ok(results) => {
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => {
+                for reply in replies {
+                    let _ = reply.send(Err(e.duplicate()));
+                }
+            }
+        }
     }
 
-    async fn lock(&self, user: &UserId) -> Option<crate::lock::Lease> {
+    async fn lock(&self, user: &UserId) -> Option<Lease> {
         match self.locks.acquire(user).await {
             Ok(lease) => Some(lease),
             Err(e) => {
@@ -54,7 +146,11 @@ impl WalletService {
     }
 
     /// Reads a balance.
-    pub async fn balance(&self, user: &UserId, consistency: ReadConsistency) -> Result<WalletRead, StoreError> {
+    pub async fn balance(
+        &self,
+        user: &UserId,
+        consistency: ReadConsistency,
+    ) -> Result<WalletRead, StoreError> {
         self.store.wallet(user, consistency).await
     }
 }

@@ -15,7 +15,13 @@ pub struct ConnOpts {
     #[arg(long, env = "WALLETCTL_URL", global = true, value_name = "URL")]
     pub url: Option<String>,
     /// Bearer token. Default: the operator token that `serve` wrote to the data directory.
-    #[arg(long, env = "WALLETCTL_TOKEN", global = true, hide_env_values = true, value_name = "TOKEN")]
+    #[arg(
+        long,
+        env = "WALLETCTL_TOKEN",
+        global = true,
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     pub token: Option<String>,
 }
 
@@ -44,7 +50,10 @@ impl Client {
     /// Resolves URL and token from flags, environment, configuration and the data directory.
     pub fn new(g: &GlobalOpts, conn: &ConnOpts) -> anyhow::Result<Client> {
         let config = g.load_config()?;
-        let base = conn.url.clone().unwrap_or_else(|| format!("http://{}", config.listen.wallet));
+        let base = conn
+            .url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", config.listen.wallet));
         let token = match &conn.token {
             Some(t) => t.clone(),
             None => {
@@ -57,7 +66,9 @@ impl Client {
                     .to_owned()
             }
         };
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
         Ok(Client {
             http,
             base: base.trim_end_matches('/').to_owned(),
@@ -67,13 +78,20 @@ impl Client {
 
     /// GET `path`.
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let req = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token);
+        let req = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
         Self::send(req).await
     }
 
     /// POST `body` to `path`, with an idempotency key if given.
     pub async fn post(&self, path: &str, body: &Value, key: Option<&str>) -> anyhow::Result<Value> {
-        let mut req = self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(body);
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(body);
         if let Some(k) = key {
             req = req.header("Idempotency-Key", k);
         }
@@ -81,7 +99,10 @@ impl Client {
     }
 
     async fn send(req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
-        let res = req.send().await.context("cannot reach the wallet service (is `walletctl serve` running? see --url)")?;
+        let res = req
+            .send()
+            .await
+            .context("cannot reach the wallet service (is `walletctl serve` running? see --url)")?;
         let status = res.status();
         let body: Value = res.json().await.unwrap_or(Value::Null);
         if status.is_success() {
@@ -89,7 +110,10 @@ impl Client {
         }
         Err(ApiFailure {
             status: status.as_u16(),
-            code: body["error"]["code"].as_str().unwrap_or("unknown").to_owned(),
+            code: body["error"]["code"]
+                .as_str()
+                .unwrap_or("unknown")
+                .to_owned(),
             message: body["error"]["message"].as_str().unwrap_or("").to_owned(),
             body,
         }

@@ -28,8 +28,12 @@ pub enum ShowFormat {
 pub fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
     let config = g.load_config()?;
     match cmd {
-        Cmd::Show { format: ShowFormat::Toml } => print!("{}", config.to_redacted_toml()),
-        Cmd::Show { format: ShowFormat::Json } => println!("{}", serde_json::to_string_pretty(&config)?),
+        Cmd::Show {
+            format: ShowFormat::Toml,
+        } => print!("{}", config.to_redacted_toml()),
+        Cmd::Show {
+            format: ShowFormat::Json,
+        } => println!("{}", serde_json::to_string_pretty(&config)?),
     }
     Ok(())
 }

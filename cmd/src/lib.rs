@@ -23,7 +23,12 @@ use walletctl_core::config::{LogFormat, LogOverride, Overrides};
 /// or WALLETCTL_* variables it runs on PostgreSQL (primary, replicas,
 /// PgBouncer), Redis, MongoDB and Kafka.
 #[derive(Debug, Parser)]
-#[command(name = "walletctl", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "walletctl",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// Options every subcommand takes.
     #[command(flatten)]
@@ -37,7 +42,13 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct GlobalOpts {
     /// Configuration file (TOML). Default: ./walletctl.toml if present, else the embedded default.
-    #[arg(long, short = 'c', global = true, env = "WALLETCTL_CONFIG", value_name = "PATH")]
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "WALLETCTL_CONFIG",
+        value_name = "PATH"
+    )]
     pub config: Option<PathBuf>,
     /// Where the embedded store, event log and operator token live.
     #[arg(long, global = true, value_name = "DIR")]
@@ -113,7 +124,10 @@ pub struct UsageError(pub String);
 
 /// The process exit code for an error: 2 for a refused request, 1 otherwise.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
-    if e.downcast_ref::<UsageError>().is_some() || e.downcast_ref::<client::ApiFailure>().is_some_and(|f| f.status < 500) {
+    if e.downcast_ref::<UsageError>().is_some()
+        || e.downcast_ref::<client::ApiFailure>()
+            .is_some_and(|f| f.status < 500)
+    {
         2
     } else {
         1

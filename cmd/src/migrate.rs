@@ -63,7 +63,11 @@ pub async fn run(g: &GlobalOpts, opts: Opts) -> anyhow::Result<()> {
             print(out.format, &rows, &rows)?;
         }
         Action::Run { dry_run: true } => {
-            let pending: Vec<Row> = status(&store).await?.into_iter().filter(|r| !r.applied).collect();
+            let pending: Vec<Row> = status(&store)
+                .await?
+                .into_iter()
+                .filter(|r| !r.applied)
+                .collect();
             if pending.is_empty() {
                 println!("nothing to apply");
             }

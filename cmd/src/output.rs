@@ -23,7 +23,11 @@ pub struct OutputOpts {
 }
 
 /// Prints `value` as JSON, or `rows` as a table.
-pub fn print<T: Serialize, R: tabled::Tabled>(format: Format, value: &T, rows: impl IntoIterator<Item = R>) -> anyhow::Result<()> {
+pub fn print<T: Serialize, R: tabled::Tabled>(
+    format: Format,
+    value: &T,
+    rows: impl IntoIterator<Item = R>,
+) -> anyhow::Result<()> {
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(value)?),
         Format::Table => {

@@ -34,7 +34,9 @@ pub enum ServiceArg {
 }
 
 async fn bind(addr: SocketAddr, name: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).await.with_context(|| format!("binding the {name} service to {addr}"))
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the {name} service to {addr}"))
 }
 
 /// Runs `serve`.
@@ -44,9 +46,21 @@ pub async fn run(g: &GlobalOpts, opts: Opts) -> anyhow::Result<()> {
     let on = |s: ServiceArg| opts.only.is_empty() || opts.only.contains(&s);
     let listen = config.listen.clone();
     let listeners = Listeners {
-        wallet: if on(ServiceArg::Wallet) { Some(bind(listen.wallet, "wallet").await?) } else { None },
-        ads: if on(ServiceArg::Ads) { Some(bind(listen.ads, "ads").await?) } else { None },
-        display: if on(ServiceArg::Display) { Some(bind(listen.display, "display").await?) } else { None },
+        wallet: if on(ServiceArg::Wallet) {
+            Some(bind(listen.wallet, "wallet").await?)
+        } else {
+            None
+        },
+        ads: if on(ServiceArg::Ads) {
+            Some(bind(listen.ads, "ads").await?)
+        } else {
+            None
+        },
+        display: if on(ServiceArg::Display) {
+            Some(bind(listen.display, "display").await?)
+        } else {
+            None
+        },
     };
     tracing::info!(
         data_dir = %config.data_dir.display(),

@@ -103,7 +103,12 @@ pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
                     .collect();
                 match out.format {
                     crate::output::Format::Json => {
-                        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "replicas": replicas, "regions": regions }))?);
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(
+                                &serde_json::json!({ "replicas": replicas, "regions": regions })
+                            )?
+                        );
                         Ok(())
                     }
                     crate::output::Format::Table => {
@@ -112,7 +117,12 @@ pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
                     }
                 }
             }
-            Cmd::Assign { region, replicas, dry_run, actor } => {
+            Cmd::Assign {
+                region,
+                replicas,
+                dry_run,
+                actor,
+            } => {
                 let region = Region::parse(&region).map_err(|e| UsageError(e.to_string()))?;
                 let before = store
                     .shard_assignments()

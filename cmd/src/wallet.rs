@@ -143,13 +143,31 @@ fn entry_row(e: &Value) -> EntryRow {
 /// Runs a wallet command.
 pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
     match cmd {
-        Cmd::Create { user, region, conn, out } => {
-            let v = Client::new(g, &conn)?.post(&format!("/wallet/{user}"), &json!({ "region": region }), None).await?;
+        Cmd::Create {
+            user,
+            region,
+            conn,
+            out,
+        } => {
+            let v = Client::new(g, &conn)?
+                .post(
+                    &format!("/wallet/{user}"),
+                    &json!({ "region": region }),
+                    None,
+                )
+                .await?;
             print(out.format, &v, [wallet_row(&v)])
         }
-        Cmd::Balance { user, strong, conn, out } => {
+        Cmd::Balance {
+            user,
+            strong,
+            conn,
+            out,
+        } => {
             let q = if strong { "?consistency=strong" } else { "" };
-            let v = Client::new(g, &conn)?.get(&format!("/wallet/{user}/balance{q}")).await?;
+            let v = Client::new(g, &conn)?
+                .get(&format!("/wallet/{user}/balance{q}"))
+                .await?;
             print(out.format, &v, [wallet_row(&v)])
         }
         Cmd::Deduct(mv) => move_money(g, "deduct", mv).await,
@@ -159,7 +177,9 @@ pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
                 return Err(UsageError("an adjustment needs --reason".into()).into());
             };
             let client = Client::new(g, &mv.conn)?;
-            let current = client.get(&format!("/wallet/{}/balance?consistency=strong", mv.user)).await?;
+            let current = client
+                .get(&format!("/wallet/{}/balance?consistency=strong", mv.user))
+                .await?;
             let before = current["balance"].as_i64().unwrap_or_default();
             eprintln!(
                 "adjust {} by {:+}: balance {} -> {} (reason: {reason})",
@@ -173,11 +193,20 @@ pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
                 return Ok(());
             }
             if !yes && !confirm()? {
-                return Err(UsageError("not confirmed; nothing changed (pass --yes to skip the question)".into()).into());
+                return Err(UsageError(
+                    "not confirmed; nothing changed (pass --yes to skip the question)".into(),
+                )
+                .into());
             }
             move_money(g, "adjust", mv).await
         }
-        Cmd::History { user, limit, before, conn, out } => {
+        Cmd::History {
+            user,
+            limit,
+            before,
+            conn,
+            out,
+        } => {
             let mut path = format!("/wallet/{user}/history?limit={limit}");
             if let Some(b) = before {
                 path.push_str(&format!("&before={b}"));
@@ -196,7 +225,10 @@ pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
 fn confirm() -> anyhow::Result<bool> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
-        return Err(UsageError("refusing to adjust without confirmation: stdin is not a terminal; pass --yes".into()).into());
+        return Err(UsageError(
+            "refusing to adjust without confirmation: stdin is not a terminal; pass --yes".into(),
+        )
+        .into());
     }
     eprint!("proceed? [y/N] ");
     std::io::stderr().flush()?;
@@ -206,15 +238,28 @@ fn confirm() -> anyhow::Result<bool> {
 }
 
 async fn move_money(g: &GlobalOpts, action: &str, mv: MoveOpts) -> anyhow::Result<()> {
-    let key = mv.idempotency_key.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let key = mv
+        .idempotency_key
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let body = json!({ "amount": mv.amount, "reason": mv.reason, "reference": mv.reference });
     let client = Client::new(g, &mv.conn)?;
-    match client.post(&format!("/wallet/{}/{action}", mv.user), &body, Some(&key)).await {
+    match client
+        .post(&format!("/wallet/{}/{action}", mv.user), &body, Some(&key))
+        .await
+    {
         Ok(v) => {
             let rows = [entry_row(&v["entry"])];
             print(mv.out.format, &v, rows)?;
             if mv.out.format == Format::Table {
-                eprintln!("idempotency key: {key}{}", if v["replayed"] == json!(true) { " (replayed)" } else { "" });
+                eprintln!(
+                    "idempotency key: {key}{}",
+                    if v["replayed"] == json!(true) {
+                        " (replayed)"
+                    } else {
+                        ""
+                    }
+                );
             }
             Ok(())
         }

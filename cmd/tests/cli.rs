@@ -30,8 +30,17 @@ impl Cli<'_> {
 
     fn json(&self, args: &[&str]) -> Value {
         let out = self.run(args);
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{args:?} printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
     }
 }
 
@@ -39,16 +48,56 @@ impl Cli<'_> {
 async fn wallet_commands_move_money_and_print_json() {
     let env = TestEnv::new(Mode::Embedded).await;
     let app = env.spawn().await;
-    let cli = Cli { env: &env, app: &app };
+    let cli = Cli {
+        env: &env,
+        app: &app,
+    };
 
-    let w = cli.json(&["wallet", "create", "carol", "--region", "SOUTH_EAST", "-o", "json"]);
-    assert_eq!((w["user_id"].as_str(), w["balance"].as_i64()), (Some("carol"), Some(0)));
-    let c = cli.json(&["wallet", "credit", "carol", "500", "--reason", "top-up", "-o", "json"]);
+    let w = cli.json(&[
+        "wallet",
+        "create",
+        "carol",
+        "--region",
+        "SOUTH_EAST",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        (w["user_id"].as_str(), w["balance"].as_i64()),
+        (Some("carol"), Some(0))
+    );
+    let c = cli.json(&[
+        "wallet", "credit", "carol", "500", "--reason", "top-up", "-o", "json",
+    ]);
     assert_eq!(c["balance"], 500);
-    let d = cli.json(&["wallet", "deduct", "carol", "120", "--idempotency-key", "cli-1", "-o", "json"]);
-    assert_eq!((d["balance"].as_i64(), d["replayed"].as_bool()), (Some(380), Some(false)));
-    let again = cli.json(&["wallet", "deduct", "carol", "120", "--idempotency-key", "cli-1", "-o", "json"]);
-    assert_eq!((again["balance"].as_i64(), again["replayed"].as_bool()), (Some(380), Some(true)));
+    let d = cli.json(&[
+        "wallet",
+        "deduct",
+        "carol",
+        "120",
+        "--idempotency-key",
+        "cli-1",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        (d["balance"].as_i64(), d["replayed"].as_bool()),
+        (Some(380), Some(false))
+    );
+    let again = cli.json(&[
+        "wallet",
+        "deduct",
+        "carol",
+        "120",
+        "--idempotency-key",
+        "cli-1",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        (again["balance"].as_i64(), again["replayed"].as_bool()),
+        (Some(380), Some(true))
+    );
     let b = cli.json(&["wallet", "balance", "carol", "--strong", "-o", "json"]);
     assert_eq!(b["balance"], 380);
     let h = cli.json(&["wallet", "history", "carol", "--limit", "10", "-o", "json"]);
@@ -72,20 +121,44 @@ async fn adjustments_need_a_reason_and_a_confirmation() {
     let env = TestEnv::new(Mode::Embedded).await;
     let app = env.spawn().await;
     app.wallet_with("dave", "SOUTH_WEST", 100).await;
-    let cli = Cli { env: &env, app: &app };
+    let cli = Cli {
+        env: &env,
+        app: &app,
+    };
 
     let out = cli.run(&["wallet", "adjust", "dave", "-30"]);
     assert_eq!(out.status.code(), Some(2), "no reason");
     let out = cli.run(&["wallet", "adjust", "dave", "-30", "--reason", "refund"]);
-    assert_eq!(out.status.code(), Some(2), "stdin is not a terminal and no --yes");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stdin is not a terminal and no --yes"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
-    let out = cli.run(&["wallet", "adjust", "dave", "-30", "--reason", "refund", "--dry-run"]);
+    let out = cli.run(&[
+        "wallet",
+        "adjust",
+        "dave",
+        "-30",
+        "--reason",
+        "refund",
+        "--dry-run",
+    ]);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("100 -> 70"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("100 -> 70"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(app.balance("dave").await, 100, "nothing changed yet");
 
-    let a = cli.json(&["wallet", "adjust", "dave", "-30", "--reason", "refund", "--yes", "-o", "json"]);
-    assert_eq!((a["balance"].as_i64(), a["entry"]["kind"].as_str()), (Some(70), Some("adjust")));
+    let a = cli.json(&[
+        "wallet", "adjust", "dave", "-30", "--reason", "refund", "--yes", "-o", "json",
+    ]);
+    assert_eq!(
+        (a["balance"].as_i64(), a["entry"]["kind"].as_str()),
+        (Some(70), Some("adjust"))
+    );
     assert_eq!(a["entry"]["reason"], "refund");
     assert_eq!(app.balance("dave").await, 70);
     app.stop().await;
@@ -95,8 +168,14 @@ async fn adjustments_need_a_reason_and_a_confirmation() {
 async fn a_wrong_token_is_refused() {
     let env = TestEnv::new(Mode::Embedded).await;
     let app = env.spawn().await;
-    let cli = Cli { env: &env, app: &app };
-    let out = cli.cmd(&["wallet", "balance", "x", "--token", "wct_wrong"]).output().unwrap();
+    let cli = Cli {
+        env: &env,
+        app: &app,
+    };
+    let out = cli
+        .cmd(&["wallet", "balance", "x", "--token", "wct_wrong"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unauthorized"));
 }
@@ -104,7 +183,11 @@ async fn a_wrong_token_is_refused() {
 fn walletctl(args: &[&str], env: &[(&str, &str)]) -> Output {
     let dir = tempfile::tempdir().unwrap();
     let mut c = Command::new(env!("CARGO_BIN_EXE_walletctl"));
-    c.current_dir(dir.path()).arg("--data-dir").arg(dir.path()).args(args).stdin(Stdio::null());
+    c.current_dir(dir.path())
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(args)
+        .stdin(Stdio::null());
     for k in ["WALLETCTL_CONFIG", "WALLETCTL_URL", "WALLETCTL_TOKEN"] {
         c.env_remove(k);
     }
@@ -116,21 +199,43 @@ fn walletctl(args: &[&str], env: &[(&str, &str)]) -> Output {
 
 #[test]
 fn config_show_redacts_secrets_and_bad_config_names_the_key() {
-    let out = walletctl(&["config", "show"], &[("WALLETCTL_POSTGRES__URL", "postgres://app:hunter2@db:5432/w")]);
+    let out = walletctl(
+        &["config", "show"],
+        &[(
+            "WALLETCTL_POSTGRES__URL",
+            "postgres://app:hunter2@db:5432/w",
+        )],
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("postgres://app:***@db:5432/w") && !text.contains("hunter2"), "{text}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("postgres://app:***@db:5432/w") && !text.contains("hunter2"),
+        "{text}"
+    );
 
     let out = walletctl(&["config", "show", "-o", "json"], &[]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["listen"]["wallet"], "127.0.0.1:8480");
-    assert!(v["postgres"].is_null(), "no configuration means the embedded default");
+    assert!(
+        v["postgres"].is_null(),
+        "no configuration means the embedded default"
+    );
 
-    let out = walletctl(&["config", "show"], &[("WALLETCTL_WALLET__LOCK_TTL_MS", "soon")]);
+    let out = walletctl(
+        &["config", "show"],
+        &[("WALLETCTL_WALLET__LOCK_TTL_MS", "soon")],
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
     assert!(err.contains("wallet.lock_ttl_ms"), "{err}");
-    let out = walletctl(&["--config", "/nonexistent/walletctl.toml", "config", "show"], &[]);
+    let out = walletctl(
+        &["--config", "/nonexistent/walletctl.toml", "config", "show"],
+        &[],
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
 }
 
@@ -139,8 +244,17 @@ fn migrate_shows_then_applies_the_embedded_migrations() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
     let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_walletctl")).args(["--data-dir", d]).args(args).env_remove("WALLETCTL_CONFIG").output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(env!("CARGO_BIN_EXE_walletctl"))
+            .args(["--data-dir", d])
+            .args(args)
+            .env_remove("WALLETCTL_CONFIG")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let before: Value = serde_json::from_str(&run(&["migrate", "status", "-o", "json"])).unwrap();
@@ -154,11 +268,24 @@ fn migrate_shows_then_applies_the_embedded_migrations() {
 
 #[test]
 fn every_subcommand_has_help() {
-    for args in [&["--help"][..], &["serve", "--help"], &["wallet", "adjust", "--help"], &["shards", "assign", "--help"], &["token", "create", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["wallet", "adjust", "--help"],
+        &["shards", "assign", "--help"],
+        &["token", "create", "--help"],
+    ] {
         let out = walletctl(args, &[]);
         assert!(out.status.success(), "{args:?}");
-        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage"),
+            "{args:?}"
+        );
     }
     let out = walletctl(&["shards", "list"], &[]);
-    assert_eq!(out.status.code(), Some(2), "shards need the distributed store");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "shards need the distributed store"
+    );
 }

@@ -26,7 +26,9 @@ pub struct TokenCache {
 impl TokenCache {
     fn get(&self, secret: &str) -> Option<Option<TokenInfo>> {
         let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(secret).filter(|(_, at)| at.elapsed() < TOKEN_TTL).map(|(info, _)| info.clone())
+        map.get(secret)
+            .filter(|(_, at)| at.elapsed() < TOKEN_TTL)
+            .map(|(info, _)| info.clone())
     }
 
     fn put(&self, secret: &str, info: Option<TokenInfo>) {
@@ -65,7 +67,10 @@ impl Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)

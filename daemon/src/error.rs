@@ -51,18 +51,27 @@ impl ApiError {
 
     /// 400 for a value that failed its domain type.
     pub fn invalid(e: ParseError) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()).with_details(json!({ "field": e.field }))
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
+            .with_details(json!({ "field": e.field }))
     }
 
     /// 401.
     pub fn unauthorized() -> Self {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "send a valid bearer token: Authorization: Bearer <token>")
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send a valid bearer token: Authorization: Bearer <token>",
+        )
     }
 
     /// 500; the cause is logged, never sent.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; it has been logged")
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; it has been logged",
+        )
     }
 }
 
@@ -74,10 +83,12 @@ impl IntoResponse for ApiError {
         }
         let mut res = (self.status, Json(json!({ "error": body }))).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if self.replayed {
-            res.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+            res.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
         }
         res
     }
@@ -86,18 +97,38 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::WalletNotFound => ApiError::new(StatusCode::NOT_FOUND, "wallet_not_found", "no wallet for this user"),
-            StoreError::WalletExists => ApiError::new(StatusCode::CONFLICT, "wallet_exists", "a wallet for this user already exists"),
+            StoreError::WalletNotFound => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "wallet_not_found",
+                "no wallet for this user",
+            ),
+            StoreError::WalletExists => ApiError::new(
+                StatusCode::CONFLICT,
+                "wallet_exists",
+                "a wallet for this user already exists",
+            ),
             StoreError::IdempotencyKeyReused => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",
                 "this Idempotency-Key was already used with a different request; use a new key",
             ),
-            StoreError::TokenExists => ApiError::new(StatusCode::CONFLICT, "token_exists", "a token with this name already exists"),
-            StoreError::UnknownReplica(r) => ApiError::new(StatusCode::BAD_REQUEST, "unknown_replica", format!("unknown replica {r:?}")),
+            StoreError::TokenExists => ApiError::new(
+                StatusCode::CONFLICT,
+                "token_exists",
+                "a token with this name already exists",
+            ),
+            StoreError::UnknownReplica(r) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unknown_replica",
+                format!("unknown replica {r:?}"),
+            ),
             StoreError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "database unavailable");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the database is unavailable; retry with the same Idempotency-Key")
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the database is unavailable; retry with the same Idempotency-Key",
+                )
             }
             other => ApiError::internal(other),
         }
@@ -107,16 +138,24 @@ impl From<StoreError> for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         match r {
-            JsonRejection::JsonSyntaxError(e) => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.body_text()),
-            JsonRejection::JsonDataError(e) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e.body_text()),
+            JsonRejection::JsonSyntaxError(e) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.body_text())
+            }
+            JsonRejection::JsonDataError(e) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                e.body_text(),
+            ),
             JsonRejection::MissingJsonContentType(_) => ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 "send the body as JSON with Content-Type: application/json",
             ),
-            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the body is too large")
-            }
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the body is too large",
+            ),
             other => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", other.body_text()),
         }
     }

@@ -26,7 +26,11 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> 
         )
     })?;
     let raw = raw.to_str().map_err(|_| {
-        ApiError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_request", "idempotency_key: must be printable ASCII")
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "idempotency_key: must be printable ASCII",
+        )
     })?;
     IdempotencyKey::parse(raw).map_err(ApiError::invalid)
 }

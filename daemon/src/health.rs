@@ -16,8 +16,14 @@ use crate::state::AppState;
 /// The health routes of `service`.
 pub fn routes(service: Service) -> axum::Router<AppState> {
     axum::Router::new()
-        .route("/healthz", get(move || async move { Json(json!({ "status": "ok", "service": service.name() })) }))
-        .route("/readyz", get(move |state: State<AppState>| readyz(state, service)))
+        .route(
+            "/healthz",
+            get(move || async move { Json(json!({ "status": "ok", "service": service.name() })) }),
+        )
+        .route(
+            "/readyz",
+            get(move |state: State<AppState>| readyz(state, service)),
+        )
         .route("/metrics", get(metrics))
 }
 
@@ -60,8 +66,16 @@ async fn readyz(State(state): State<AppState>, service: Service) -> Response {
         (true, true) => "degraded",
         (true, false) => "ready",
     };
-    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (code, Json(json!({ "status": status, "service": service.name(), "checks": checks }))).into_response()
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        Json(json!({ "status": status, "service": service.name(), "checks": checks })),
+    )
+        .into_response()
 }
 
 async fn metrics() -> Response {

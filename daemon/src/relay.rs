@@ -23,7 +23,11 @@ pub async fn run(backends: Backends, stop: CancellationToken) {
                 Err(e) => tracing::warn!(error = %e, "cannot create topics yet; will retry"),
             }
         }
-        let round = if topics_ready { relay_once(&backends).await } else { Err(()) };
+        let round = if topics_ready {
+            relay_once(&backends).await
+        } else {
+            Err(())
+        };
         let pause = match round {
             Ok(n) if n > 0 => {
                 failures = 0;

@@ -66,9 +66,15 @@ pub fn router(state: AppState, service: Service) -> Router {
     api.merge(crate::health::routes(service))
         .fallback(not_found)
         .method_not_allowed_fallback(|| async {
-            ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
         })
-        .layer(axum::middleware::from_fn(move |req, next| crate::telemetry::track(service.name(), req, next)))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            crate::telemetry::track(service.name(), req, next)
+        }))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(|_| {
@@ -80,17 +86,27 @@ pub fn router(state: AppState, service: Service) -> Router {
 /// Migrates, seeds the region map and creates the operator token on first run.
 pub async fn prepare(backends: &Backends) -> anyhow::Result<()> {
     let store = &backends.store;
-    let ran = store.migrate().await.context("migrating the wallet store")?;
+    let ran = store
+        .migrate()
+        .await
+        .context("migrating the wallet store")?;
     if ran > 0 {
         tracing::info!(migrations = ran, "applied migrations");
     }
     if let Some(pg) = &backends.config.postgres {
-        store.seed_shards(&pg.regions).await.context("seeding the region map")?;
+        store
+            .seed_shards(&pg.regions)
+            .await
+            .context("seeding the region map")?;
     }
     if !store.any_token().await.context("looking for tokens")? {
-        let token = store.create_token("operator", &Scopes::all()).await.context("creating the operator token")?;
+        let token = store
+            .create_token("operator", &Scopes::all())
+            .await
+            .context("creating the operator token")?;
         let path = backends.config.operator_token_path();
-        write_secret(&path, &token.secret).with_context(|| format!("writing {}", path.display()))?;
+        write_secret(&path, &token.secret)
+            .with_context(|| format!("writing {}", path.display()))?;
         tracing::info!(path = %path.display(), "first run: created the operator token (all scopes); walletctl reads it from there");
     }
     Ok(())
@@ -102,7 +118,12 @@ fn write_secret(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(secret.as_bytes())?;
     f.write_all(b"\n")
 }
@@ -110,7 +131,11 @@ fn write_secret(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
 /// Runs the services on the given listeners until `shutdown` completes, then
 /// stops accepting, lets in-flight requests finish, stops the relay and
 /// closes the pools.
-pub async fn serve(backends: Backends, listeners: Listeners, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    backends: Backends,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     crate::telemetry::metrics_handle();
     prepare(&backends).await?;
     let state = AppState::new(backends.clone());
@@ -122,7 +147,9 @@ pub async fn serve(backends: Backends, listeners: Listeners, shutdown: impl Futu
         (Service::Ads, listeners.ads),
         (Service::Display, listeners.display),
     ];
-    let wallet_on = pairs.iter().any(|(s, l)| *s == Service::Wallet && l.is_some());
+    let wallet_on = pairs
+        .iter()
+        .any(|(s, l)| *s == Service::Wallet && l.is_some());
     for (service, listener) in pairs {
         let Some(listener) = listener else { continue };
         let addr = listener.local_addr()?;
@@ -165,7 +192,9 @@ pub async fn serve(backends: Backends, listeners: Listeners, shutdown: impl Futu
             }
         }
     }
-    tokio::time::timeout(Duration::from_secs(5), backends.store.close()).await.ok();
+    tokio::time::timeout(Duration::from_secs(5), backends.store.close())
+        .await
+        .ok();
     tracing::info!("stopped");
     result
 }

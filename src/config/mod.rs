@@ -262,22 +262,32 @@ impl Config {
         match file {
             Some(path) if !path.exists() => return Err(ConfigError::MissingFile(path.to_owned())),
             Some(path) => figment = figment.merge(Toml::file(path)),
-            None if Path::new("walletctl.toml").exists() => figment = figment.merge(Toml::file("walletctl.toml")),
+            None if Path::new("walletctl.toml").exists() => {
+                figment = figment.merge(Toml::file("walletctl.toml"))
+            }
             None => {}
         }
         figment = figment
-            .merge(Env::prefixed("WALLETCTL_").split("__").ignore(NON_CONFIG_ENV))
+            .merge(
+                Env::prefixed("WALLETCTL_")
+                    .split("__")
+                    .ignore(NON_CONFIG_ENV),
+            )
             .merge(Serialized::defaults(overrides));
         Self::from_figment(figment)
     }
 
     /// Parses a TOML document on top of the defaults (no environment): for tests and tools.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        Self::from_figment(Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(text)))
+        Self::from_figment(
+            Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(text)),
+        )
     }
 
     fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
-        let config: Config = figment.extract().map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
@@ -291,7 +301,10 @@ impl Config {
             if let Some(sync) = &pg.sync_replica
                 && !pg.replicas.contains_key(sync)
             {
-                return bad("postgres.sync_replica", format!("names {sync:?}, which is not in postgres.replicas"));
+                return bad(
+                    "postgres.sync_replica",
+                    format!("names {sync:?}, which is not in postgres.replicas"),
+                );
             }
             if let Some(level) = &pg.synchronous_commit
                 && !["on", "off", "local", "remote_write", "remote_apply"].contains(&level.as_str())
@@ -307,7 +320,10 @@ impl Config {
                 }
                 for name in replicas {
                     if !pg.replicas.contains_key(name) {
-                        return bad(&format!("postgres.regions.{region}"), format!("names replica {name:?}, which is not in postgres.replicas"));
+                        return bad(
+                            &format!("postgres.regions.{region}"),
+                            format!("names replica {name:?}, which is not in postgres.replicas"),
+                        );
                     }
                 }
             }
@@ -346,13 +362,17 @@ mod tests {
     #[test]
     fn the_default_is_embedded() {
         let c = Config::from_toml("").unwrap();
-        assert!(c.postgres.is_none() && c.redis.is_none() && c.kafka.is_none() && c.mongodb.is_none());
+        assert!(
+            c.postgres.is_none() && c.redis.is_none() && c.kafka.is_none() && c.mongodb.is_none()
+        );
         assert_eq!(c.listen.wallet.port(), 8480);
     }
 
     #[test]
     fn a_bad_value_names_its_key() {
-        let err = Config::from_toml("[wallet]\nlock_ttl_ms = \"soon\"\n").unwrap_err().to_string();
+        let err = Config::from_toml("[wallet]\nlock_ttl_ms = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("lock_ttl_ms"), "{err}");
         let err = Config::from_toml("[postgres]\nurl = \"postgres://x\"\npool_size = 4\nreplicas = {}\nregions = { SOUTH = [\"nope\"] }\n")
             .unwrap_err()
@@ -369,9 +389,15 @@ mod tests {
         )
         .unwrap();
         let shown = c.to_redacted_toml();
-        assert!(!shown.contains("hunter2") && !shown.contains("s3cret"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s3cret"),
+            "{shown}"
+        );
         assert!(shown.contains("postgres://app:***@db:5432/w"), "{shown}");
         assert!(!format!("{c:?}").contains("hunter2"));
-        assert_eq!(c.postgres.unwrap().url.expose(), "postgres://app:hunter2@db:5432/w");
+        assert_eq!(
+            c.postgres.unwrap().url.expose(),
+            "postgres://app:hunter2@db:5432/w"
+        );
     }
 }

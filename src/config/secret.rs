@@ -63,10 +63,25 @@ mod tests {
 
     #[test]
     fn passwords_never_show() {
-        assert_eq!(SecretUrl::new("postgres://u:p@h:1/d?x=1").redacted(), "postgres://u:***@h:1/d?x=1");
-        assert_eq!(SecretUrl::new("redis://:pw@h:1").redacted(), "redis://:***@h:1");
-        assert_eq!(SecretUrl::new("postgres://u@h/d").redacted(), "postgres://u@h/d");
-        assert_eq!(SecretUrl::new("mongodb://h:1/?directConnection=true").redacted(), "mongodb://h:1/?directConnection=true");
-        assert_eq!(SecretUrl::new("postgres://u:p%40x@h/d").redacted(), "postgres://u:***@h/d");
+        assert_eq!(
+            SecretUrl::new("postgres://u:p@h:1/d?x=1").redacted(),
+            "postgres://u:***@h:1/d?x=1"
+        );
+        assert_eq!(
+            SecretUrl::new("redis://:pw@h:1").redacted(),
+            "redis://:***@h:1"
+        );
+        assert_eq!(
+            SecretUrl::new("postgres://u@h/d").redacted(),
+            "postgres://u@h/d"
+        );
+        assert_eq!(
+            SecretUrl::new("mongodb://h:1/?directConnection=true").redacted(),
+            "mongodb://h:1/?directConnection=true"
+        );
+        assert_eq!(
+            SecretUrl::new("postgres://u:p%40x@h/d").redacted(),
+            "postgres://u:***@h/d"
+        );
     }
 }

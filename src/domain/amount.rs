@@ -20,7 +20,10 @@ impl Amount {
     /// Accepts `1..=MAX_AMOUNT`.
     pub fn new(minor_units: i64) -> Result<Self, ParseError> {
         if minor_units <= 0 {
-            return Err(ParseError::new("amount", "must be a positive integer in minor units"));
+            return Err(ParseError::new(
+                "amount",
+                "must be a positive integer in minor units",
+            ));
         }
         if minor_units > MAX_AMOUNT {
             return Err(ParseError::new(

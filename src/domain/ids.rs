@@ -4,15 +4,26 @@ use serde::{Deserialize, Serialize};
 
 use super::ParseError;
 
-fn check(field: &'static str, raw: &str, max: usize, ok: impl Fn(char) -> bool) -> Result<(), ParseError> {
+fn check(
+    field: &'static str,
+    raw: &str,
+    max: usize,
+    ok: impl Fn(char) -> bool,
+) -> Result<(), ParseError> {
     if raw.is_empty() {
         return Err(ParseError::new(field, "must not be empty"));
     }
     if raw.len() > max {
-        return Err(ParseError::new(field, format!("must be at most {max} characters")));
+        return Err(ParseError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
     }
     if let Some(bad) = raw.chars().find(|c| !ok(*c)) {
-        return Err(ParseError::new(field, format!("contains the character {bad:?}")));
+        return Err(ParseError::new(
+            field,
+            format!("contains the character {bad:?}"),
+        ));
     }
     Ok(())
 }
@@ -128,7 +139,13 @@ mod tests {
     fn the_hash_is_stable() {
         // Pinned: replica routing must not move users between releases.
         // FNV-1a test vector for "a".
-        assert_eq!(UserId::parse("a").unwrap().stable_hash(), 0xaf63_dc4c_8601_ec8c);
-        assert_ne!(UserId::parse("a").unwrap().stable_hash(), UserId::parse("b").unwrap().stable_hash());
+        assert_eq!(
+            UserId::parse("a").unwrap().stable_hash(),
+            0xaf63_dc4c_8601_ec8c
+        );
+        assert_ne!(
+            UserId::parse("a").unwrap().stable_hash(),
+            UserId::parse("b").unwrap().stable_hash()
+        );
     }
 }

@@ -37,7 +37,12 @@ impl Scope {
         Scope::ALL
             .into_iter()
             .find(|s| s.as_str() == raw)
-            .ok_or_else(|| ParseError::new("scope", format!("unknown scope {raw:?}; expected read, deduct, credit or adjust")))
+            .ok_or_else(|| {
+                ParseError::new(
+                    "scope",
+                    format!("unknown scope {raw:?}; expected read, deduct, credit or adjust"),
+                )
+            })
     }
 }
 

@@ -34,7 +34,11 @@ impl EmbeddedLog {
             .map_err(err)?
             .create_if_missing(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await.map_err(err)?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .map_err(err)?;
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS event_log (offset INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, \
              key TEXT NOT NULL, payload TEXT NOT NULL, created_at_ms INTEGER NOT NULL)",
@@ -70,27 +74,34 @@ impl EventLog for EmbeddedLog {
         let mut tx = self.pool.begin().await.map_err(err)?;
         let now = crate::now_ms();
         for r in records {
-            sqlx::query("INSERT INTO event_log (topic, key, payload, created_at_ms) VALUES (?, ?, ?, ?)")
-                .bind(r.topic)
-                .bind(r.key)
-                .bind(r.payload)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
+            sqlx::query(
+                "INSERT INTO event_log (topic, key, payload, created_at_ms) VALUES (?, ?, ?, ?)",
+            )
+            .bind(r.topic)
+            .bind(r.key)
+            .bind(r.payload)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
         }
         tx.commit().await.map_err(err)?;
         self.notify.notify_waiters();
         Ok(())
     }
 
-    async fn subscribe(&self, group: &str, topic: &str) -> Result<Box<dyn Subscription>, EventError> {
-        let next: Option<i64> = sqlx::query_scalar("SELECT next_offset FROM event_offsets WHERE grp = ? AND topic = ?")
-            .bind(group)
-            .bind(topic)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?;
+    async fn subscribe(
+        &self,
+        group: &str,
+        topic: &str,
+    ) -> Result<Box<dyn Subscription>, EventError> {
+        let next: Option<i64> =
+            sqlx::query_scalar("SELECT next_offset FROM event_offsets WHERE grp = ? AND topic = ?")
+                .bind(group)
+                .bind(topic)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err)?;
         Ok(Box::new(EmbeddedSubscription {
             log: self.clone(),
             group: group.to_owned(),
@@ -101,7 +112,10 @@ impl EventLog for EmbeddedLog {
     }
 
     async fn ping(&self) -> Result<(), EventError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(err)?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
         Ok(())
     }
 

@@ -63,7 +63,10 @@ impl EventLog for KafkaLog {
             .map(|n| NewTopic::new(n, self.config.partitions, TopicReplication::Fixed(1)))
             .collect();
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let results = admin.create_topics(&new, &opts).await.map_err(|e| EventError::Unavailable(e.to_string()))?;
+        let results = admin
+            .create_topics(&new, &opts)
+            .await
+            .map_err(|e| EventError::Unavailable(e.to_string()))?;
         for r in results {
             match r {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -76,8 +79,10 @@ impl EventLog for KafkaLog {
     async fn publish(&self, records: &[Record<'_>]) -> Result<(), EventError> {
         let topics: Vec<String> = records.iter().map(|r| self.physical(r.topic)).collect();
         let sends = records.iter().zip(&topics).map(|(r, t)| {
-            self.producer
-                .send(FutureRecord::to(t).key(r.key).payload(r.payload), SEND_TIMEOUT)
+            self.producer.send(
+                FutureRecord::to(t).key(r.key).payload(r.payload),
+                SEND_TIMEOUT,
+            )
         });
         for res in futures::future::join_all(sends).await {
             res.map_err(|(e, _)| EventError::Unavailable(e.to_string()))?;
@@ -85,7 +90,11 @@ impl EventLog for KafkaLog {
         Ok(())
     }
 
-    async fn subscribe(&self, group: &str, logical: &str) -> Result<Box<dyn Subscription>, EventError> {
+    async fn subscribe(
+        &self,
+        group: &str,
+        logical: &str,
+    ) -> Result<Box<dyn Subscription>, EventError> {
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.config.brokers)
             .set("group.id", group)
@@ -105,10 +114,15 @@ impl EventLog for KafkaLog {
 
     async fn ping(&self) -> Result<(), EventError> {
         let producer = self.producer.clone();
-        tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, PING_TIMEOUT).map(|_| ()))
-            .await
-            .map_err(other)?
-            .map_err(|e| EventError::Unavailable(e.to_string()))
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(None, PING_TIMEOUT)
+                .map(|_| ())
+        })
+        .await
+        .map_err(other)?
+        .map_err(|e| EventError::Unavailable(e.to_string()))
     }
 
     fn kind(&self) -> &'static str {
@@ -125,11 +139,21 @@ struct KafkaSubscription {
 #[async_trait]
 impl Subscription for KafkaSubscription {
     async fn next(&mut self) -> Result<Message, EventError> {
-        let m = self.consumer.recv().await.map_err(|e| EventError::Unavailable(e.to_string()))?;
+        let m = self
+            .consumer
+            .recv()
+            .await
+            .map_err(|e| EventError::Unavailable(e.to_string()))?;
         Ok(Message {
             topic: self.logical.clone(),
-            key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default(),
-            payload: m.payload().map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default(),
+            key: m
+                .key()
+                .map(|k| String::from_utf8_lossy(k).into_owned())
+                .unwrap_or_default(),
+            payload: m
+                .payload()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .unwrap_or_default(),
             partition: m.partition(),
             offset: m.offset(),
         })
@@ -137,8 +161,12 @@ impl Subscription for KafkaSubscription {
 
     async fn commit(&mut self, message: &Message) -> Result<(), EventError> {
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&self.physical, message.partition, Offset::Offset(message.offset + 1))
-            .map_err(other)?;
+        tpl.add_partition_offset(
+            &self.physical,
+            message.partition,
+            Offset::Offset(message.offset + 1),
+        )
+        .map_err(other)?;
         self.consumer.commit(&tpl, CommitMode::Sync).map_err(other)
     }
 }

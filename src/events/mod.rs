@@ -22,7 +22,12 @@ pub mod topic {
     /// Campaigns resumed.
     pub const CAMPAIGN_RESUMED: &str = "campaign_resumed";
     /// Every topic, created at start-up.
-    pub const ALL: [&str; 4] = [BALANCE_UPDATED, AD_EVENTS, CAMPAIGN_PAUSED, CAMPAIGN_RESUMED];
+    pub const ALL: [&str; 4] = [
+        BALANCE_UPDATED,
+        AD_EVENTS,
+        CAMPAIGN_PAUSED,
+        CAMPAIGN_RESUMED,
+    ];
 }
 
 /// A message read from the log.
@@ -71,7 +76,11 @@ pub trait EventLog: Send + Sync {
     async fn publish(&self, records: &[Record<'_>]) -> Result<(), EventError>;
     /// Joins consumer group `group` on a logical topic, from its committed offsets
     /// (or the beginning).
-    async fn subscribe(&self, group: &str, topic: &str) -> Result<Box<dyn Subscription>, EventError>;
+    async fn subscribe(
+        &self,
+        group: &str,
+        topic: &str,
+    ) -> Result<Box<dyn Subscription>, EventError>;
     /// Checks the log answers.
     async fn ping(&self) -> Result<(), EventError>;
     /// `kafka` or `embedded`.

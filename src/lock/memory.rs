@@ -33,7 +33,9 @@ impl UserLocks for MemoryLocks {
             let mut map = self.locks.lock().unwrap_or_else(|p| p.into_inner());
             map.entry(user.to_string()).or_default().clone()
         };
-        let guard = tokio::time::timeout(self.wait, lock.lock_owned()).await.map_err(|_| LockError::Timeout)?;
+        let guard = tokio::time::timeout(self.wait, lock.lock_owned())
+            .await
+            .map_err(|_| LockError::Timeout)?;
         Ok(Lease {
             fence: self.fence.fetch_add(1, Ordering::Relaxed) + 1,
             guard: LeaseGuard::Memory(guard),

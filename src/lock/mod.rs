@@ -25,8 +25,14 @@ pub struct Lease {
 }
 
 pub(crate) enum LeaseGuard {
-    Memory(#[allow(dead_code, reason = "held for its Drop, which unlocks")] tokio::sync::OwnedMutexGuard<()>),
-    Redis { key: String, token: String },
+    Memory(
+        #[allow(dead_code, reason = "held for its Drop, which unlocks")]
+        tokio::sync::OwnedMutexGuard<()>,
+    ),
+    Redis {
+        key: String,
+        token: String,
+    },
 }
 
 /// Why no lease was given.

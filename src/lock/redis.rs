@@ -35,7 +35,9 @@ impl RedisHandle {
             .set_number_of_retries(1);
         let client = self.client.clone();
         self.conn
-            .get_or_try_init(|| async move { ConnectionManager::new_with_config(client, cfg).await })
+            .get_or_try_init(
+                || async move { ConnectionManager::new_with_config(client, cfg).await },
+            )
             .await
             .cloned()
     }
@@ -48,7 +50,10 @@ impl RedisHandle {
     /// `PING`.
     pub async fn ping(&self) -> Result<(), redis::RedisError> {
         let mut c = self.conn().await?;
-        redis::cmd("PING").query_async::<String>(&mut c).await.map(|_| ())
+        redis::cmd("PING")
+            .query_async::<String>(&mut c)
+            .await
+            .map(|_| ())
     }
 }
 
@@ -126,10 +131,16 @@ impl UserLocks for RedisLocks {
     }
 
     async fn release(&self, lease: Lease) {
-        let LeaseGuard::Redis { key, token } = lease.guard else { return };
+        let LeaseGuard::Redis { key, token } = lease.guard else {
+            return;
+        };
         let res = async {
             let mut conn = self.redis.conn().await?;
-            self.release.key(&key).arg(&token).invoke_async::<i64>(&mut conn).await
+            self.release
+                .key(&key)
+                .arg(&token)
+                .invoke_async::<i64>(&mut conn)
+                .await
         }
         .await;
         if let Err(e) = res {

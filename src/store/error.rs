@@ -24,6 +24,9 @@ pub enum StoreError {
     /// Any other database error: a bug or an operator problem.
     #[error("database error: {0}")]
     Database(sqlx::Error),
+    /// An invariant did not hold or an answer could not be produced: a bug.
+    #[error("{0}")]
+    Failed(String),
     /// A migration failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -35,7 +38,9 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => StoreError::Unavailable(e.to_string()),
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                StoreError::Unavailable(e.to_string())
+            }
             other => StoreError::Database(other),
         }
     }
@@ -45,6 +50,19 @@ impl StoreError {
     /// Whether the error says the database could not be reached (a 503, not a 500).
     pub fn is_unavailable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
+    }
+
+    /// A copy for another waiter of the same failed batch.
+    pub fn duplicate(&self) -> StoreError {
+        match self {
+            StoreError::WalletNotFound => StoreError::WalletNotFound,
+            StoreError::WalletExists => StoreError::WalletExists,
+            StoreError::IdempotencyKeyReused => StoreError::IdempotencyKeyReused,
+            StoreError::TokenExists => StoreError::TokenExists,
+            StoreError::UnknownReplica(r) => StoreError::UnknownReplica(r.clone()),
+            StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+            other => StoreError::Failed(other.to_string()),
+        }
     }
 
     pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {

@@ -34,7 +34,9 @@ pub use outbox::{BALANCE_UPDATED, BalanceUpdated, OutboxEvent, RelayError};
 pub use replicas::{ReadConsistency, ReplicaStatus};
 pub use shards::ShardAssignment;
 pub use tokens::{NewToken, TokenInfo};
-pub use wallets::{EntryKind, HistoryPage, LedgerEntry, MoneyCommand, Outcome, Refusal, Wallet, WalletRead};
+pub use wallets::{
+    EntryKind, HistoryPage, LedgerEntry, MoneyCommand, Outcome, Refusal, Wallet, WalletRead,
+};
 
 static PG_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -99,7 +101,8 @@ impl Store {
                 }
             }
             None => {
-                std::fs::create_dir_all(&config.data_dir).map_err(|e| StoreError::Io(config.data_dir.clone(), e))?;
+                std::fs::create_dir_all(&config.data_dir)
+                    .map_err(|e| StoreError::Io(config.data_dir.clone(), e))?;
                 let url = format!("sqlite://{}?mode=rwc", config.embedded_db_path().display());
                 // SQLite has one writer: a single write connection queues writers
                 // in-process instead of failing them with SQLITE_BUSY.
@@ -107,7 +110,9 @@ impl Store {
                     .max_connections(1)
                     .acquire_timeout(Duration::from_secs(30))
                     .connect_lazy(&url)?;
-                let readers = AnyPoolOptions::new().max_connections(4).connect_lazy(&url)?;
+                let readers = AnyPoolOptions::new()
+                    .max_connections(4)
+                    .connect_lazy(&url)?;
                 Inner {
                     dialect: Dialect::Sqlite,
                     direct: primary.clone(),
@@ -118,7 +123,9 @@ impl Store {
                 }
             }
         };
-        Ok(Store { inner: Arc::new(inner) })
+        Ok(Store {
+            inner: Arc::new(inner),
+        })
     }
 
     /// The engine behind this store.
@@ -140,15 +147,25 @@ impl Store {
         Ok(self
             .migrator()
             .iter()
-            .map(|m| (m.version, m.description.to_string(), applied.contains(&m.version)))
+            .map(|m| {
+                (
+                    m.version,
+                    m.description.to_string(),
+                    applied.contains(&m.version),
+                )
+            })
             .collect())
     }
 
     async fn applied_migrations(&self) -> Result<Vec<i64>, StoreError> {
-        let rows: Vec<AnyRow> = sqlx::query("SELECT version FROM _sqlx_migrations WHERE success = true ORDER BY version")
-            .fetch_all(&self.inner.direct)
-            .await?;
-        rows.iter().map(|r| sqlx::Row::try_get::<i64, _>(r, 0).map_err(StoreError::from)).collect()
+        let rows: Vec<AnyRow> = sqlx::query(
+            "SELECT version FROM _sqlx_migrations WHERE success = true ORDER BY version",
+        )
+        .fetch_all(&self.inner.direct)
+        .await?;
+        rows.iter()
+            .map(|r| sqlx::Row::try_get::<i64, _>(r, 0).map_err(StoreError::from))
+            .collect()
     }
 
     fn migrator(&self) -> &'static Migrator {
@@ -175,7 +192,10 @@ impl Store {
     /// Checks that the primary answers.
     pub async fn ping_primary(&self) -> Result<(), StoreError> {
         let mut tx = self.tx(false).await?;
-        sqlx::query("SELECT 1").persistent(false).execute(&mut *tx).await?;
+        sqlx::query("SELECT 1")
+            .persistent(false)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }

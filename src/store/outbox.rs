@@ -71,7 +71,8 @@ pub(crate) async fn insert_balance_updated(
         entry_kind: kind,
         occurred_at_ms: now,
     };
-    let payload = serde_json::to_string(&event).map_err(|e| StoreError::Database(sqlx::Error::Encode(Box::new(e))))?;
+    let payload = serde_json::to_string(&event)
+        .map_err(|e| StoreError::Database(sqlx::Error::Encode(Box::new(e))))?;
     sqlx::query("INSERT INTO outbox (event_id, topic, key, payload, created_at_ms) VALUES ($1, $2, $3, $4, $5)")
         .persistent(false)
         .bind(&event.event_id)
@@ -90,7 +91,11 @@ impl Store {
     /// PostgreSQL the rows are locked with `SKIP LOCKED`, so several relays
     /// share the work; a crash after publishing and before the commit means the
     /// events are published again, and consumers drop them by `event_id`.
-    pub async fn relay_outbox<F, Fut, E>(&self, limit: i64, publish: F) -> Result<usize, RelayError<E>>
+    pub async fn relay_outbox<F, Fut, E>(
+        &self,
+        limit: i64,
+        publish: F,
+    ) -> Result<usize, RelayError<E>>
     where
         F: FnOnce(Vec<OutboxEvent>) -> Fut,
         Fut: Future<Output = Result<(), E>>,
@@ -127,14 +132,16 @@ impl Store {
             .map_err(|e| RelayError::Store(e.into()))?;
         let (first, last, n) = (events[0].id, events[events.len() - 1].id, events.len());
         publish(events).await.map_err(RelayError::Publish)?;
-        sqlx::query("UPDATE outbox SET sent_at_ms = $1 WHERE id >= $2 AND id <= $3 AND sent_at_ms IS NULL")
-            .persistent(false)
-            .bind(now_ms())
-            .bind(first)
-            .bind(last)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| RelayError::Store(e.into()))?;
+        sqlx::query(
+            "UPDATE outbox SET sent_at_ms = $1 WHERE id >= $2 AND id <= $3 AND sent_at_ms IS NULL",
+        )
+        .persistent(false)
+        .bind(now_ms())
+        .bind(first)
+        .bind(last)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| RelayError::Store(e.into()))?;
         tx.commit().await.map_err(|e| RelayError::Store(e.into()))?;
         Ok(n)
     }
@@ -142,10 +149,12 @@ impl Store {
     /// How many events wait to be relayed.
     pub async fn outbox_backlog(&self) -> Result<i64, StoreError> {
         let mut tx = self.tx(false).await?;
-        let n: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM outbox WHERE sent_at_ms IS NULL")
-            .persistent(false)
-            .fetch_one(&mut *tx)
-            .await?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM outbox WHERE sent_at_ms IS NULL",
+        )
+        .persistent(false)
+        .fetch_one(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(n)
     }

@@ -61,9 +61,16 @@ pub(crate) struct ReplicaSet {
     primary: Option<AnyPool>,
     embedded: Option<AnyPool>,
     check: Duration,
-    assignments: Mutex<(Option<Instant>, BTreeMap<String, Vec<usize>>)>,
+    assignments: Mutex<RegionMap>,
     refreshing: AtomicBool,
     regions: Mutex<HashMap<String, String>>,
+}
+
+/// The region → replica indexes map, and when it was loaded.
+#[derive(Default)]
+struct RegionMap {
+    loaded_at: Option<Instant>,
+    replicas: BTreeMap<String, Vec<usize>>,
 }
 
 /// Where a read went.
@@ -76,10 +83,20 @@ pub(crate) struct Target {
 
 impl ReplicaSet {
     pub(crate) fn embedded(readers: AnyPool) -> Self {
-        Self::new(Vec::new(), None, None, Some(readers), Duration::from_secs(1))
+        Self::new(
+            Vec::new(),
+            None,
+            None,
+            Some(readers),
+            Duration::from_secs(1),
+        )
     }
 
-    pub(crate) fn distributed(pg: &PostgresConfig, primary: AnyPool, check: Duration) -> Result<Self, StoreError> {
+    pub(crate) fn distributed(
+        pg: &PostgresConfig,
+        primary: AnyPool,
+        check: Duration,
+    ) -> Result<Self, StoreError> {
         let mut replicas = Vec::new();
         for (name, r) in &pg.replicas {
             let pool = AnyPoolOptions::new()
@@ -92,18 +109,27 @@ impl ReplicaSet {
                 down_until: Mutex::new(None),
             });
         }
-        let sync = pg.sync_replica.as_ref().and_then(|s| replicas.iter().position(|r| &r.name == s));
+        let sync = pg
+            .sync_replica
+            .as_ref()
+            .and_then(|s| replicas.iter().position(|r| &r.name == s));
         Ok(Self::new(replicas, sync, Some(primary), None, check))
     }
 
-    fn new(replicas: Vec<Replica>, sync_replica: Option<usize>, primary: Option<AnyPool>, embedded: Option<AnyPool>, check: Duration) -> Self {
+    fn new(
+        replicas: Vec<Replica>,
+        sync_replica: Option<usize>,
+        primary: Option<AnyPool>,
+        embedded: Option<AnyPool>,
+        check: Duration,
+    ) -> Self {
         ReplicaSet {
             replicas,
             sync_replica,
             primary,
             embedded,
             check,
-            assignments: Mutex::new((None, BTreeMap::new())),
+            assignments: Mutex::new(RegionMap::default()),
             refreshing: AtomicBool::new(false),
             regions: Mutex::new(HashMap::new()),
         }
@@ -114,7 +140,8 @@ impl ReplicaSet {
     }
 
     pub(crate) fn is_sync(&self, name: &str) -> bool {
-        self.sync_replica.is_some_and(|i| self.replicas[i].name == name)
+        self.sync_replica
+            .is_some_and(|i| self.replicas[i].name == name)
     }
 
     /// Remembers a user's region (it never changes), so reads route without a lookup.
@@ -131,7 +158,7 @@ impl ReplicaSet {
 
     pub(crate) fn assignments_stale(&self) -> bool {
         let guard = self.assignments.lock().unwrap_or_else(|p| p.into_inner());
-        guard.0.is_none_or(|t| t.elapsed() > ASSIGNMENT_TTL)
+        guard.loaded_at.is_none_or(|t| t.elapsed() > ASSIGNMENT_TTL)
     }
 
     pub(crate) fn begin_refresh(&self) -> bool {
@@ -145,7 +172,10 @@ impl ReplicaSet {
                 map.entry(region.clone()).or_default().push(i);
             }
         }
-        *self.assignments.lock().unwrap_or_else(|p| p.into_inner()) = (Some(Instant::now()), map);
+        *self.assignments.lock().unwrap_or_else(|p| p.into_inner()) = RegionMap {
+            loaded_at: Some(Instant::now()),
+            replicas: map,
+        };
         self.refreshing.store(false, Ordering::Release);
     }
 
@@ -156,7 +186,7 @@ impl ReplicaSet {
     pub(crate) fn regions_of(&self, name: &str) -> Vec<String> {
         let guard = self.assignments.lock().unwrap_or_else(|p| p.into_inner());
         guard
-            .1
+            .replicas
             .iter()
             .filter(|(_, idx)| idx.iter().any(|i| self.replicas[*i].name == name))
             .map(|(region, _)| region.clone())
@@ -164,7 +194,10 @@ impl ReplicaSet {
     }
 
     fn healthy(&self, i: usize) -> bool {
-        let mut down = self.replicas[i].down_until.lock().unwrap_or_else(|p| p.into_inner());
+        let mut down = self.replicas[i]
+            .down_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         match *down {
             Some(until) if Instant::now() < until => false,
             Some(_) => {
@@ -176,7 +209,10 @@ impl ReplicaSet {
     }
 
     fn mark_down(&self, i: usize) {
-        *self.replicas[i].down_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + self.check);
+        *self.replicas[i]
+            .down_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + self.check);
         metrics::counter!("wallet_replica_failures_total", "replica" => self.replicas[i].name.clone()).increment(1);
     }
 
@@ -194,10 +230,15 @@ impl ReplicaSet {
         match consistency {
             ReadConsistency::Strong => order.extend(self.sync_replica),
             ReadConsistency::Replica => {
-                let region = self.regions.lock().unwrap_or_else(|p| p.into_inner()).get(user.as_str()).cloned();
+                let region = self
+                    .regions
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(user.as_str())
+                    .cloned();
                 let assigned = region.and_then(|r| {
                     let guard = self.assignments.lock().unwrap_or_else(|p| p.into_inner());
-                    guard.1.get(&r).cloned()
+                    guard.replicas.get(&r).cloned()
                 });
                 if let Some(idx) = assigned.filter(|v| !v.is_empty()) {
                     let start = (user.stable_hash() % idx.len() as u64) as usize;
@@ -247,14 +288,19 @@ impl ReplicaSet {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(last.map(StoreError::from).unwrap_or_else(|| StoreError::Unavailable("no database to read from".into())))
+        Err(last
+            .map(StoreError::from)
+            .unwrap_or_else(|| StoreError::Unavailable("no database to read from".into())))
     }
 
     pub(crate) async fn ping_all(&self) -> Vec<(String, Result<(), String>)> {
         let checks = self.replicas.iter().enumerate().map(|(i, r)| async move {
             let res = async {
                 let mut conn = r.pool.acquire().await?;
-                sqlx::query("SELECT 1").persistent(false).execute(&mut *conn).await?;
+                sqlx::query("SELECT 1")
+                    .persistent(false)
+                    .execute(&mut *conn)
+                    .await?;
                 Ok::<_, sqlx::Error>(())
             }
             .await;
@@ -295,6 +341,11 @@ async fn run_on<T>(
 fn is_connection_error(e: &sqlx::Error) -> bool {
     matches!(
         e,
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed
+        sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed
     ) || matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("57") || c.starts_with("08")))
 }

@@ -32,16 +32,22 @@ impl Store {
 
     async fn assignment_rows(&self) -> Result<Vec<(String, String)>, StoreError> {
         let mut tx = self.tx(false).await?;
-        let rows = sqlx::query("SELECT region, replica FROM shard_assignments ORDER BY region, replica")
-            .persistent(false)
-            .fetch_all(&mut *tx)
-            .await?;
+        let rows =
+            sqlx::query("SELECT region, replica FROM shard_assignments ORDER BY region, replica")
+                .persistent(false)
+                .fetch_all(&mut *tx)
+                .await?;
         tx.commit().await?;
-        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
     }
 
     /// Writes the configured map when the table is empty (first start).
-    pub async fn seed_shards(&self, regions: &BTreeMap<String, Vec<String>>) -> Result<(), StoreError> {
+    pub async fn seed_shards(
+        &self,
+        regions: &BTreeMap<String, Vec<String>>,
+    ) -> Result<(), StoreError> {
         if regions.is_empty() || !self.assignment_rows().await?.is_empty() {
             return Ok(());
         }
@@ -61,7 +67,12 @@ impl Store {
     }
 
     /// Replaces a region's replicas. Every instance picks it up within seconds.
-    pub async fn assign_region(&self, region: &Region, replicas: &[String], actor: &str) -> Result<(), StoreError> {
+    pub async fn assign_region(
+        &self,
+        region: &Region,
+        replicas: &[String],
+        actor: &str,
+    ) -> Result<(), StoreError> {
         let known = self.inner.replicas.names();
         if let Some(unknown) = replicas.iter().find(|r| !known.contains(r)) {
             return Err(StoreError::UnknownReplica(unknown.clone()));
@@ -81,7 +92,15 @@ impl Store {
                 .await?;
         }
         let details = serde_json::json!({ "replicas": replicas });
-        super::wallets::audit(&mut tx, actor, "shards.assign", region.as_str(), &details, now_ms()).await?;
+        super::wallets::audit(
+            &mut tx,
+            actor,
+            "shards.assign",
+            region.as_str(),
+            &details,
+            now_ms(),
+        )
+        .await?;
         tx.commit().await?;
         self.refresh_assignments().await
     }
@@ -122,7 +141,12 @@ impl Store {
             .fetch_all(&self.inner.direct)
             .await?;
             rows.iter()
-                .map(|r| Ok((r.try_get::<String, _>(0)?, (r.try_get::<i64, _>(1)?, r.try_get::<i64, _>(2)?))))
+                .map(|r| {
+                    Ok((
+                        r.try_get::<String, _>(0)?,
+                        (r.try_get::<i64, _>(1)?, r.try_get::<i64, _>(2)?),
+                    ))
+                })
                 .collect::<Result<BTreeMap<_, _>, sqlx::Error>>()?
         } else {
             BTreeMap::new()

@@ -62,30 +62,35 @@ impl Store {
     /// Looks a bearer secret up; `None` if unknown or revoked.
     pub async fn verify_token(&self, secret: &str) -> Result<Option<TokenInfo>, StoreError> {
         let mut tx = self.tx(false).await?;
-        let row = sqlx::query("SELECT name, scopes FROM api_tokens WHERE token_hash = $1 AND revoked_at_ms IS NULL")
-            .persistent(false)
-            .bind(digest(secret))
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row = sqlx::query(
+            "SELECT name, scopes FROM api_tokens WHERE token_hash = $1 AND revoked_at_ms IS NULL",
+        )
+        .persistent(false)
+        .bind(digest(secret))
+        .fetch_optional(&mut *tx)
+        .await?;
         tx.commit().await?;
         let Some(row) = row else { return Ok(None) };
         let scopes: String = row.try_get(1)?;
         Ok(Some(TokenInfo {
             name: row.try_get(0)?,
-            scopes: Scopes::parse(&scopes).map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))?,
+            scopes: Scopes::parse(&scopes)
+                .map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))?,
         }))
     }
 
     /// Revokes a token by name; false if there was none.
     pub async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
         let mut tx = self.tx(false).await?;
-        let n = sqlx::query("UPDATE api_tokens SET revoked_at_ms = $1 WHERE name = $2 AND revoked_at_ms IS NULL")
-            .persistent(false)
-            .bind(now_ms())
-            .bind(name)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let n = sqlx::query(
+            "UPDATE api_tokens SET revoked_at_ms = $1 WHERE name = $2 AND revoked_at_ms IS NULL",
+        )
+        .persistent(false)
+        .bind(now_ms())
+        .bind(name)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         tx.commit().await?;
         Ok(n == 1)
     }

@@ -39,7 +39,11 @@ impl EntryKind {
             "deduct" => EntryKind::Deduct,
             "adjust" => EntryKind::Adjust,
             "ad_charge" => EntryKind::AdCharge,
-            other => return Err(sqlx::Error::Decode(format!("unknown ledger kind {other:?}").into())),
+            other => {
+                return Err(sqlx::Error::Decode(
+                    format!("unknown ledger kind {other:?}").into(),
+                ));
+            }
         })
     }
 }
@@ -169,7 +173,8 @@ pub struct HistoryPage {
 }
 
 const WALLET_COLUMNS: &str = "user_id, region, balance, version, created_at_ms, updated_at_ms";
-const ENTRY_COLUMNS: &str = "id, user_id, kind, amount, balance_after, version, reason, reference, actor, created_at_ms";
+const ENTRY_COLUMNS: &str =
+    "id, user_id, kind, amount, balance_after, version, reason, reference, actor, created_at_ms";
 
 fn wallet_from(row: &AnyRow) -> Result<Wallet, sqlx::Error> {
     Ok(Wallet {
@@ -199,7 +204,12 @@ fn entry_from(row: &AnyRow) -> Result<LedgerEntry, sqlx::Error> {
 
 impl Store {
     /// Creates an empty wallet. Refuses if the user already has one.
-    pub async fn create_wallet(&self, user: &UserId, region: &Region, actor: &str) -> Result<Wallet, StoreError> {
+    pub async fn create_wallet(
+        &self,
+        user: &UserId,
+        region: &Region,
+        actor: &str,
+    ) -> Result<Wallet, StoreError> {
         let now = now_ms();
         let mut tx = self.tx(true).await?;
         let row = sqlx::query(&format!(
@@ -217,152 +227,276 @@ impl Store {
         };
         let wallet = wallet_from(&row)?;
         super::outbox::insert_balance_updated(&mut tx, &wallet, 0, None, None, now).await?;
-        audit(&mut tx, actor, "wallet.create", user.as_str(), &serde_json::json!({"region": region}), now).await?;
+        audit(
+            &mut tx,
+            actor,
+            "wallet.create",
+            user.as_str(),
+            &serde_json::json!({"region": region}),
+            now,
+        )
+        .await?;
         tx.commit().await?;
-        self.inner.replicas.remember_region(&wallet.user_id, &wallet.region);
+        self.inner
+            .replicas
+            .remember_region(&wallet.user_id, &wallet.region);
         self.inner.outbox_notify.notify_one();
         Ok(wallet)
     }
 
-    /// Moves money: one transaction that claims the idempotency key, applies a
-    /// conditional update (never below 0, never above the maximum), appends a
-    /// ledger entry and an outbox event, and stores the answer under the key.
+    /// Moves money: see [`Store::apply_batch`]; this is a batch of one.
     pub async fn apply(&self, cmd: &MoneyCommand) -> Result<Outcome, StoreError> {
-        let hash = cmd.request_hash();
+        self.apply_batch(std::slice::from_ref(cmd))
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Failed("empty batch answer".into())))
+    }
+
+    /// Applies commands for **one user** in one transaction, in order, each
+    /// accepted or refused on its own:
+    ///
+    /// 1. each command claims its idempotency key; a key already stored
+    ///    answers with the stored result (or a mismatch error);
+    /// 2. the wallet row is locked (`FOR UPDATE`) and each new command is
+    ///    decided against the running balance (never below 0, never above the
+    ///    maximum), writing its ledger entry, outbox event and stored answer;
+    /// 3. the wallet row is written once, guarded by the version read in 2,
+    ///    and the `CHECK (balance >= 0)` constraint stands behind it all.
+    ///
+    /// One commit (one fsync) then covers the whole batch: that is what lets
+    /// a hot wallet go beyond one deduction per commit.
+    pub async fn apply_batch(
+        &self,
+        cmds: &[MoneyCommand],
+    ) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
+        let Some(first) = cmds.first() else {
+            return Ok(Vec::new());
+        };
+        if cmds.iter().any(|c| c.user != first.user) {
+            return Err(StoreError::Failed(
+                "a batch must hold one user's commands".into(),
+            ));
+        }
         let now = now_ms();
+        let hashes: Vec<String> = cmds.iter().map(MoneyCommand::request_hash).collect();
+        let mut results: Vec<Option<Result<Outcome, StoreError>>> =
+            cmds.iter().map(|_| None).collect();
+        let mut fresh = Vec::new();
         let mut tx = self.tx(true).await?;
 
-        // Claim the key first: a concurrent request with the same key waits
-        // here for this transaction, then sees its stored answer.
-        let claimed = sqlx::query(
-            "INSERT INTO idempotency_keys (key, request_hash, status, response, created_at_ms) VALUES ($1, $2, 0, '', $3) \
-             ON CONFLICT (key) DO NOTHING",
-        )
-        .persistent(false)
-        .bind(cmd.key.as_str())
-        .bind(&hash)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if !claimed {
-            let row = sqlx::query("SELECT request_hash, response FROM idempotency_keys WHERE key = $1")
-                .persistent(false)
-                .bind(cmd.key.as_str())
-                .fetch_one(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            let (stored_hash, response): (String, String) = (row.try_get(0)?, row.try_get(1)?);
-            if stored_hash != hash {
-                return Err(StoreError::IdempotencyKeyReused);
+        for (i, cmd) in cmds.iter().enumerate() {
+            if fresh.iter().any(|&j: &usize| cmds[j].key == cmd.key) {
+                continue; // a key this batch claimed: answered after the batch
             }
-            let result: Result<LedgerEntry, Refusal> = serde_json::from_str(&response)
-                .map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))?;
-            return Ok(Outcome { result, replayed: true });
+            let claimed = sqlx::query(
+                "INSERT INTO idempotency_keys (key, request_hash, status, response, created_at_ms) VALUES ($1, $2, 0, '', $3) \
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .persistent(false)
+            .bind(cmd.key.as_str())
+            .bind(&hashes[i])
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if claimed {
+                fresh.push(i);
+                continue;
+            }
+            // A concurrent transaction holding the same key has committed by
+            // now (the insert waited for it): its answer is stored.
+            let row =
+                sqlx::query("SELECT request_hash, response FROM idempotency_keys WHERE key = $1")
+                    .persistent(false)
+                    .bind(cmd.key.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let (stored_hash, response): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+            results[i] = Some(if stored_hash != hashes[i] {
+                Err(StoreError::IdempotencyKeyReused)
+            } else {
+                serde_json::from_str::<Result<LedgerEntry, Refusal>>(&response)
+                    .map(|result| Outcome {
+                        result,
+                        replayed: true,
+                    })
+                    .map_err(|e| StoreError::Failed(format!("stored answer unreadable: {e}")))
+            });
         }
 
-        let updated = sqlx::query(
-            "UPDATE wallets SET balance = balance + $1, version = version + 1, updated_at_ms = $2 \
-             WHERE user_id = $3 AND balance + $1 >= 0 AND balance + $1 <= $4 RETURNING balance, version, region",
-        )
-        .persistent(false)
-        .bind(cmd.delta)
-        .bind(now)
-        .bind(cmd.user.as_str())
-        .bind(MAX_BALANCE)
-        .fetch_optional(&mut *tx)
-        .await?;
-
-        let result = match updated {
-            None => {
-                let balance: Option<i64> = sqlx::query_scalar("SELECT balance FROM wallets WHERE user_id = $1")
-                    .persistent(false)
-                    .bind(cmd.user.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let Some(balance) = balance else {
-                    tx.rollback().await?;
-                    return Err(StoreError::WalletNotFound);
-                };
-                let requested = cmd.delta.abs();
-                Err(if cmd.delta < 0 {
-                    Refusal::InsufficientFunds { balance, requested }
+        let mut changed = false;
+        if !fresh.is_empty() {
+            let lock = match self.dialect() {
+                super::Dialect::Postgres => " FOR UPDATE",
+                super::Dialect::Sqlite => "",
+            };
+            let row = sqlx::query(&format!(
+                "SELECT balance, version, region FROM wallets WHERE user_id = $1{lock}"
+            ))
+            .persistent(false)
+            .bind(first.user.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                // Nothing was written but the claims: undo them.
+                tx.rollback().await?;
+                for i in fresh {
+                    results[i] = Some(Err(StoreError::WalletNotFound));
+                }
+                return Ok(fill_repeats(cmds, &hashes, results));
+            };
+            let (mut balance, mut version, region): (i64, i64, String) =
+                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+            let read_version = version;
+            for &i in &fresh {
+                let cmd = &cmds[i];
+                let next = balance + cmd.delta; // both are bounded far inside i64
+                let result = if (0..=MAX_BALANCE).contains(&next) {
+                    balance = next;
+                    version += 1;
+                    changed = true;
+                    Ok(self
+                        .record_entry(&mut tx, cmd, balance, version, &region, now)
+                        .await?)
                 } else {
-                    Refusal::BalanceLimitExceeded { balance, requested }
-                })
-            }
-            Some(row) => {
-                let (balance, version, region): (i64, i64, String) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO ledger_entries (user_id, kind, amount, balance_after, version, reason, reference, idempotency_key, actor, lock_fence, created_at_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+                    let requested = cmd.delta.abs();
+                    Err(if cmd.delta < 0 {
+                        Refusal::InsufficientFunds { balance, requested }
+                    } else {
+                        Refusal::BalanceLimitExceeded { balance, requested }
+                    })
+                };
+                let (status, response) = match &result {
+                    Ok(entry) => (200_i64, serde_json::to_string(&Ok::<_, Refusal>(entry))),
+                    Err(refusal) => (
+                        409_i64,
+                        serde_json::to_string(&Err::<LedgerEntry, _>(refusal)),
+                    ),
+                };
+                let response = response
+                    .map_err(|e| StoreError::Failed(format!("cannot store the answer: {e}")))?;
+                sqlx::query(
+                    "UPDATE idempotency_keys SET status = $1, response = $2 WHERE key = $3",
                 )
                 .persistent(false)
-                .bind(cmd.user.as_str())
-                .bind(cmd.kind.as_str())
-                .bind(cmd.delta)
-                .bind(balance)
-                .bind(version)
-                .bind(cmd.reason.clone())
-                .bind(cmd.reference.clone())
+                .bind(status)
+                .bind(response)
                 .bind(cmd.key.as_str())
-                .bind(cmd.actor.as_str())
-                .bind(cmd.fence)
-                .bind(now)
-                .fetch_one(&mut *tx)
+                .execute(&mut *tx)
                 .await?;
-                let entry = LedgerEntry {
-                    id,
-                    user_id: cmd.user.to_string(),
-                    kind: cmd.kind,
-                    amount: cmd.delta,
-                    balance_after: balance,
-                    version,
-                    reason: cmd.reason.clone(),
-                    reference: cmd.reference.clone(),
-                    actor: cmd.actor.clone(),
-                    created_at_ms: now,
-                };
-                let wallet = Wallet {
-                    user_id: entry.user_id.clone(),
-                    region: region.clone(),
-                    balance,
-                    version,
-                    created_at_ms: 0,
-                    updated_at_ms: now,
-                };
-                super::outbox::insert_balance_updated(&mut tx, &wallet, cmd.delta, Some(&entry), Some(cmd.kind), now).await?;
-                if cmd.kind == EntryKind::Adjust {
-                    let details = serde_json::json!({"amount": cmd.delta, "reason": cmd.reason, "entry_id": id});
-                    audit(&mut tx, &cmd.actor, "wallet.adjust", cmd.user.as_str(), &details, now).await?;
-                }
-                self.inner.replicas.remember_region(cmd.user.as_str(), &region);
-                Ok(entry)
+                results[i] = Some(Ok(Outcome {
+                    result,
+                    replayed: false,
+                }));
             }
-        };
-
-        let (status, response) = match &result {
-            Ok(entry) => (200_i64, serde_json::to_string(&Ok::<_, Refusal>(entry))),
-            Err(refusal) => (409_i64, serde_json::to_string(&Err::<LedgerEntry, _>(refusal))),
-        };
-        let response = response.map_err(|e| StoreError::Database(sqlx::Error::Encode(Box::new(e))))?;
-        sqlx::query("UPDATE idempotency_keys SET status = $1, response = $2 WHERE key = $3")
-            .persistent(false)
-            .bind(status)
-            .bind(response)
-            .bind(cmd.key.as_str())
-            .execute(&mut *tx)
-            .await?;
+            if changed {
+                let n = sqlx::query("UPDATE wallets SET balance = $1, version = $2, updated_at_ms = $3 WHERE user_id = $4 AND version = $5")
+                    .persistent(false)
+                    .bind(balance)
+                    .bind(version)
+                    .bind(now)
+                    .bind(first.user.as_str())
+                    .bind(read_version)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if n != 1 {
+                    return Err(StoreError::Failed(
+                        "the wallet changed under its row lock".into(),
+                    ));
+                }
+            }
+            self.inner
+                .replicas
+                .remember_region(first.user.as_str(), &region);
+        }
         tx.commit().await?;
-        if result.is_ok() {
+        if changed {
             self.inner.outbox_notify.notify_one();
         }
-        Ok(Outcome { result, replayed: false })
+        Ok(fill_repeats(cmds, &hashes, results))
+    }
+
+    /// Appends the ledger entry, the outbox event and (for adjustments) the audit row of an accepted command.
+    async fn record_entry(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        cmd: &MoneyCommand,
+        balance: i64,
+        version: i64,
+        region: &str,
+        now: i64,
+    ) -> Result<LedgerEntry, StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO ledger_entries (user_id, kind, amount, balance_after, version, reason, reference, idempotency_key, actor, lock_fence, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+        )
+        .persistent(false)
+        .bind(cmd.user.as_str())
+        .bind(cmd.kind.as_str())
+        .bind(cmd.delta)
+        .bind(balance)
+        .bind(version)
+        .bind(cmd.reason.clone())
+        .bind(cmd.reference.clone())
+        .bind(cmd.key.as_str())
+        .bind(cmd.actor.as_str())
+        .bind(cmd.fence)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await?;
+        let entry = LedgerEntry {
+            id,
+            user_id: cmd.user.to_string(),
+            kind: cmd.kind,
+            amount: cmd.delta,
+            balance_after: balance,
+            version,
+            reason: cmd.reason.clone(),
+            reference: cmd.reference.clone(),
+            actor: cmd.actor.clone(),
+            created_at_ms: now,
+        };
+        let wallet = Wallet {
+            user_id: entry.user_id.clone(),
+            region: region.to_owned(),
+            balance,
+            version,
+            created_at_ms: 0,
+            updated_at_ms: now,
+        };
+        super::outbox::insert_balance_updated(
+            tx,
+            &wallet,
+            cmd.delta,
+            Some(&entry),
+            Some(cmd.kind),
+            now,
+        )
+        .await?;
+        if cmd.kind == EntryKind::Adjust {
+            let details =
+                serde_json::json!({"amount": cmd.delta, "reason": cmd.reason, "entry_id": id});
+            audit(
+                tx,
+                &cmd.actor,
+                "wallet.adjust",
+                cmd.user.as_str(),
+                &details,
+                now,
+            )
+            .await?;
+        }
+        Ok(entry)
     }
 
     /// Reads a wallet with the asked-for consistency.
-    pub async fn wallet(&self, user: &UserId, consistency: ReadConsistency) -> Result<WalletRead, StoreError> {
+    pub async fn wallet(
+        &self,
+        user: &UserId,
+        consistency: ReadConsistency,
+    ) -> Result<WalletRead, StoreError> {
         self.refresh_assignments_if_stale().await;
         let targets = self.inner.replicas.targets(user, consistency);
         let sql = format!("SELECT {WALLET_COLUMNS} FROM wallets WHERE user_id = $1");
@@ -372,21 +506,37 @@ impl Store {
             .read(targets, |conn| {
                 let sql = sql.clone();
                 let user = user.to_string();
-                Box::pin(async move { sqlx::query(&sql).persistent(false).bind(user).fetch_optional(conn).await })
+                Box::pin(async move {
+                    sqlx::query(&sql)
+                        .persistent(false)
+                        .bind(user)
+                        .fetch_optional(conn)
+                        .await
+                })
             })
             .await?;
         let wallet = wallet_from(&row.ok_or(StoreError::WalletNotFound)?)?;
-        self.inner.replicas.remember_region(&wallet.user_id, &wallet.region);
+        self.inner
+            .replicas
+            .remember_region(&wallet.user_id, &wallet.region);
         Ok(WalletRead { wallet, source })
     }
 
     /// A page of a wallet's ledger, newest first, read like a balance.
-    pub async fn history(&self, user: &UserId, before: Option<i64>, limit: u32, consistency: ReadConsistency) -> Result<HistoryPage, StoreError> {
+    pub async fn history(
+        &self,
+        user: &UserId,
+        before: Option<i64>,
+        limit: u32,
+        consistency: ReadConsistency,
+    ) -> Result<HistoryPage, StoreError> {
         // Existence first, so an unknown user is a 404 rather than an empty page.
         self.wallet(user, consistency).await?;
         let targets = self.inner.replicas.targets(user, consistency);
         let limit = limit.clamp(1, 500);
-        let sql = format!("SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3");
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+        );
         let (rows, _) = self
             .inner
             .replicas
@@ -411,7 +561,10 @@ impl Store {
         } else {
             None
         };
-        Ok(HistoryPage { entries, next_before })
+        Ok(HistoryPage {
+            entries,
+            next_before,
+        })
     }
 
     /// The sum of a wallet's ledger on the primary: equals its balance, always.
@@ -427,20 +580,53 @@ impl Store {
         .await?
         .ok_or(StoreError::WalletNotFound)?;
         tx.commit().await?;
-        let (sum, _count, balance): (i64, i64, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        let (sum, _count, balance): (i64, i64, i64) =
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
         Ok((sum, balance))
     }
 
     /// Wallets per region, on the primary.
     pub async fn users_per_region(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let mut tx = self.tx(false).await?;
-        let rows = sqlx::query("SELECT region, CAST(COUNT(*) AS BIGINT) FROM wallets GROUP BY region ORDER BY region")
-            .persistent(false)
-            .fetch_all(&mut *tx)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT region, CAST(COUNT(*) AS BIGINT) FROM wallets GROUP BY region ORDER BY region",
+        )
+        .persistent(false)
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
-        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
     }
+}
+
+/// Answers the commands that repeated a key used earlier in the same batch,
+/// as a retry arriving after the first would have been answered.
+fn fill_repeats(
+    cmds: &[MoneyCommand],
+    hashes: &[String],
+    mut results: Vec<Option<Result<Outcome, StoreError>>>,
+) -> Vec<Result<Outcome, StoreError>> {
+    for i in 0..cmds.len() {
+        if results[i].is_some() {
+            continue;
+        }
+        let first = cmds.iter().position(|c| c.key == cmds[i].key).unwrap_or(i);
+        results[i] = Some(match &results[first] {
+            _ if hashes[first] != hashes[i] => Err(StoreError::IdempotencyKeyReused),
+            Some(Ok(o)) => Ok(Outcome {
+                result: o.result.clone(),
+                replayed: true,
+            }),
+            Some(Err(e)) => Err(e.duplicate()),
+            None => Err(StoreError::Failed("unanswered command".into())),
+        });
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(StoreError::Failed("unanswered command".into()))))
+        .collect()
 }
 
 /// Appends to the audit trail inside the caller's transaction.

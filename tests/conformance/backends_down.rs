@@ -39,9 +39,17 @@ async fn postgres_primary_down_is_a_503_not_a_panic() {
     let (s, b) = ready(&app, &app.wallet).await;
     assert_eq!(s, 503, "{b}");
     assert_eq!(check(&b, "postgres_primary")["ok"], false);
-    let (s, b) = app.post(&format!("/wallet/{u}/deduct"), amount(1), Some(&key())).await;
-    assert_eq!((s, b["error"]["code"].as_str()), (503, Some("unavailable")), "{b}");
-    let (s, _) = app.send(app.http.get(format!("{}/healthz", app.wallet))).await;
+    let (s, b) = app
+        .post(&format!("/wallet/{u}/deduct"), amount(1), Some(&key()))
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (503, Some("unavailable")),
+        "{b}"
+    );
+    let (s, _) = app
+        .send(app.http.get(format!("{}/healthz", app.wallet)))
+        .await;
     assert_eq!(s, 200, "still alive");
 }
 
@@ -61,7 +69,10 @@ async fn a_replica_down_degrades_but_reads_go_on() {
     assert_eq!(check(&b, "replica:sw1")["ok"], false);
     let (s, b) = app.get(&format!("/wallet/{u}/balance")).await;
     assert_eq!((s, b["balance"].as_i64()), (200, Some(10)), "{b}");
-    assert_eq!(b["source"], "primary", "with its region's only replica down, the read falls back: {b}");
+    assert_eq!(
+        b["source"], "primary",
+        "with its region's only replica down, the read falls back: {b}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -100,7 +111,10 @@ async fn kafka_down_makes_display_unready_and_money_still_moves() {
     let mut env = TestEnv::new(Mode::Distributed).await;
     // A port nothing listens on: Kafka clients learn broker addresses from
     // metadata, so a proxy cannot stand in for the broker; a dead address can.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     env.config.kafka.as_mut().unwrap().brokers = dead.to_string();
     let app = env.spawn().await;
     let (s, b) = ready(&app, &app.display).await;
@@ -108,7 +122,9 @@ async fn kafka_down_makes_display_unready_and_money_still_moves() {
     assert_eq!(check(&b, "kafka")["ok"], false);
     let u = user();
     app.wallet_with(&u, "SOUTH_EAST", 100).await;
-    let (s, b) = app.post(&format!("/wallet/{u}/deduct"), amount(30), Some(&key())).await;
+    let (s, b) = app
+        .post(&format!("/wallet/{u}/deduct"), amount(30), Some(&key()))
+        .await;
     assert_eq!((s, b["balance"].as_i64()), (200, Some(70)), "{b}");
     let backlog = env.backends().await.store.outbox_backlog().await.unwrap();
     assert!(backlog >= 3, "the events wait in the outbox: {backlog}");

@@ -13,16 +13,27 @@ const START: i64 = 1_000;
 
 /// `TASKS` tasks deduct 1 at a time, spread over `apps`, until refused.
 /// Returns (successes, refusals); panics on any other answer.
-async fn race(apps: &[Arc<App>], u: &str, after_each: Option<Arc<dyn Fn(usize) + Send + Sync>>) -> (usize, usize) {
+async fn race(
+    apps: &[Arc<App>],
+    u: &str,
+    after_each: Option<Arc<dyn Fn(usize) + Send + Sync>>,
+) -> (usize, usize) {
     let ok = Arc::new(AtomicUsize::new(0));
     let refused = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> = (0..TASKS)
         .map(|i| {
             let app = apps[i % apps.len()].clone();
-            let (u, ok, refused, hook) = (u.to_owned(), ok.clone(), refused.clone(), after_each.clone());
+            let (u, ok, refused, hook) = (
+                u.to_owned(),
+                ok.clone(),
+                refused.clone(),
+                after_each.clone(),
+            );
             tokio::spawn(async move {
                 loop {
-                    let (s, b) = app.post(&format!("/wallet/{u}/deduct"), amount(1), Some(&key())).await;
+                    let (s, b) = app
+                        .post(&format!("/wallet/{u}/deduct"), amount(1), Some(&key()))
+                        .await;
                     match s {
                         200 => {
                             let n = ok.fetch_add(1, Ordering::SeqCst) + 1;
@@ -49,7 +60,13 @@ async fn race(apps: &[Arc<App>], u: &str, after_each: Option<Arc<dyn Fn(usize) +
 
 async fn assert_drained(env: &TestEnv, app: &App, u: &str) {
     assert_eq!(app.balance(u).await, 0);
-    let (sum, balance) = env.backends().await.store.ledger_sum(&UserId::parse(u).unwrap()).await.unwrap();
+    let (sum, balance) = env
+        .backends()
+        .await
+        .store
+        .ledger_sum(&UserId::parse(u).unwrap())
+        .await
+        .unwrap();
     assert_eq!((sum, balance), (0, 0), "the ledger sums to the balance");
 }
 
@@ -93,6 +110,17 @@ async fn redis_dying_mid_run_neither_overdraws_nor_stops_service() {
     let (ok, refused) = race(std::slice::from_ref(&app), &u, Some(cut_at_300)).await;
     assert_eq!((ok, refused), (START as usize, TASKS));
     assert_drained(&env, &app, &u).await;
-    let metrics = app.http.get(format!("{}/metrics", app.wallet)).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("wallet_lock_bypassed_total"), "the bypass is counted");
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.wallet))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("wallet_lock_bypassed_total"),
+        "the bypass is counted"
+    );
 }

@@ -10,7 +10,11 @@ conformance!(a_replay_returns_the_first_answer_and_charges_once, |env| {
     let k = key();
     let path = format!("/wallet/{u}/deduct");
     let (s1, first) = app.post(&path, amount(40), Some(&k)).await;
-    assert_eq!((s1, first["replayed"].as_bool()), (200, Some(false)), "{first}");
+    assert_eq!(
+        (s1, first["replayed"].as_bool()),
+        (200, Some(false)),
+        "{first}"
+    );
     let res = app
         .http
         .post(format!("{}{path}", app.wallet))
@@ -21,26 +25,49 @@ conformance!(a_replay_returns_the_first_answer_and_charges_once, |env| {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    assert_eq!(res.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap()), Some("true"));
+    assert_eq!(
+        res.headers()
+            .get("idempotent-replayed")
+            .map(|v| v.to_str().unwrap()),
+        Some("true")
+    );
     let second: serde_json::Value = res.json().await.unwrap();
     assert_eq!(second["replayed"], true);
-    assert_eq!(second["entry"], first["entry"], "the replay is the first answer");
+    assert_eq!(
+        second["entry"], first["entry"],
+        "the replay is the first answer"
+    );
     assert_eq!(app.balance(&u).await, 60, "charged once");
 
     // The same key with a different body is refused and changes nothing.
     let (s, b) = app.post(&path, amount(41), Some(&k)).await;
-    assert_eq!((s, b["error"]["code"].as_str()), (422, Some("idempotency_key_reused")), "{b}");
-    let (s, b) = app.post(&format!("/wallet/{u}/credit"), amount(40), Some(&k)).await;
-    assert_eq!((s, b["error"]["code"].as_str()), (422, Some("idempotency_key_reused")), "{b}");
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (422, Some("idempotency_key_reused")),
+        "{b}"
+    );
+    let (s, b) = app
+        .post(&format!("/wallet/{u}/credit"), amount(40), Some(&k))
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (422, Some("idempotency_key_reused")),
+        "{b}"
+    );
     assert_eq!(app.balance(&u).await, 60);
 
     // A refusal is an answer too: replaying it refuses again, even after a top-up.
     let k2 = key();
     let (s, _) = app.post(&path, amount(500), Some(&k2)).await;
     assert_eq!(s, 409);
-    app.post(&format!("/wallet/{u}/credit"), amount(1_000), Some(&key())).await;
+    app.post(&format!("/wallet/{u}/credit"), amount(1_000), Some(&key()))
+        .await;
     let (s, b) = app.post(&path, amount(500), Some(&k2)).await;
-    assert_eq!((s, b["error"]["details"]["replayed"].as_bool()), (409, Some(true)), "{b}");
+    assert_eq!(
+        (s, b["error"]["details"]["replayed"].as_bool()),
+        (409, Some(true)),
+        "{b}"
+    );
     assert_eq!(app.balance(&u).await, 1_060);
     app.stop().await;
 });
@@ -53,7 +80,14 @@ conformance!(concurrent_requests_with_one_key_apply_once, |env| {
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let (app, u, k) = (app.clone(), u.clone(), k.clone());
-            tokio::spawn(async move { app.post(&format!("/wallet/{u}/deduct"), json!({ "amount": 7 }), Some(&k)).await })
+            tokio::spawn(async move {
+                app.post(
+                    &format!("/wallet/{u}/deduct"),
+                    json!({ "amount": 7 }),
+                    Some(&k),
+                )
+                .await
+            })
         })
         .collect();
     let mut applied = 0;

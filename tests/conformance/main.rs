@@ -5,6 +5,7 @@
 
 mod backends_down;
 mod bad_input;
+mod batching;
 mod concurrency;
 mod health;
 mod idempotency;

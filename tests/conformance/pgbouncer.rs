@@ -12,8 +12,18 @@ use walletctl_core::store::{EntryKind, MoneyCommand, ReadConsistency};
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_mixed_queries_through_pgbouncer_all_answer_right() {
     let env = TestEnv::new(Mode::Distributed).await;
-    let url = env.config.postgres.as_ref().unwrap().url.expose().to_owned();
-    assert!(url.contains(":56432/"), "this test must go through PgBouncer: {url}");
+    let url = env
+        .config
+        .postgres
+        .as_ref()
+        .unwrap()
+        .url
+        .expose()
+        .to_owned();
+    assert!(
+        url.contains(":56432/"),
+        "this test must go through PgBouncer: {url}"
+    );
     let backends = env.backends().await;
     backends.store.migrate().await.unwrap();
     let store = Arc::new(backends.store.clone());
@@ -24,7 +34,12 @@ async fn concurrent_mixed_queries_through_pgbouncer_all_answer_right() {
             let (store, secret) = (store.clone(), token.secret.clone());
             tokio::spawn(async move {
                 let user = UserId::parse(&format!("pgb{t}")).unwrap();
-                let region = Region::parse(if t % 2 == 0 { "SOUTH_EAST" } else { "SOUTH_WEST" }).unwrap();
+                let region = Region::parse(if t % 2 == 0 {
+                    "SOUTH_EAST"
+                } else {
+                    "SOUTH_WEST"
+                })
+                .unwrap();
                 store.create_wallet(&user, &region, "test").await.unwrap();
                 let mut expected = 0i64;
                 let mut checked = 0;
@@ -45,14 +60,20 @@ async fn concurrent_mixed_queries_through_pgbouncer_all_answer_right() {
                     let out = store.apply(&cmd).await.unwrap();
                     expected += delta;
                     let entry = out.result.unwrap();
-                    assert_eq!((entry.user_id.as_str(), entry.balance_after), (user.as_str(), expected));
+                    assert_eq!(
+                        (entry.user_id.as_str(), entry.balance_after),
+                        (user.as_str(), expected)
+                    );
                     let (sum, balance) = store.ledger_sum(&user).await.unwrap();
                     assert_eq!((sum, balance), (expected, expected), "task {t} op {i}");
                     let info = store.verify_token(&secret).await.unwrap().unwrap();
                     assert_eq!(info.name, "pgb");
                     // And a read on the synchronous standby agrees.
                     let w = store.wallet(&user, ReadConsistency::Strong).await.unwrap();
-                    assert_eq!((w.wallet.user_id.as_str(), w.wallet.balance), (user.as_str(), expected));
+                    assert_eq!(
+                        (w.wallet.user_id.as_str(), w.wallet.balance),
+                        (user.as_str(), expected)
+                    );
                     checked += 4;
                 }
                 checked

@@ -9,10 +9,20 @@ use super::{amount, key, user};
 async fn reads_go_to_the_region_replica() {
     let env = TestEnv::new(Mode::Distributed).await;
     let app = env.spawn().await;
-    for (region, source) in [("SOUTH_EAST", "replica:se1"), ("SOUTH_WEST", "replica:sw1"), ("NORTH", "primary")] {
+    for (region, source) in [
+        ("SOUTH_EAST", "replica:se1"),
+        ("SOUTH_WEST", "replica:sw1"),
+        ("NORTH", "primary"),
+    ] {
         let u = user();
         app.wallet_with(&u, region, 5).await;
-        let res = app.http.get(format!("{}/wallet/{u}/balance", app.wallet)).bearer_auth(&app.token).send().await.unwrap();
+        let res = app
+            .http
+            .get(format!("{}/wallet/{u}/balance", app.wallet))
+            .bearer_auth(&app.token)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.headers()["x-read-source"], source, "{region}");
         let b: serde_json::Value = res.json().await.unwrap();
         assert_eq!(b["source"], source);
@@ -28,14 +38,20 @@ async fn with_synchronous_replication_a_read_after_a_deduction_is_never_stale() 
     app.wallet_with(&sw, "SOUTH_WEST", 1_000).await;
     for i in 1..=100 {
         // SOUTH_EAST reads go to se1, the synchronous standby, even without asking.
-        let (s, d) = app.post(&format!("/wallet/{se}/deduct"), amount(1), Some(&key())).await;
+        let (s, d) = app
+            .post(&format!("/wallet/{se}/deduct"), amount(1), Some(&key()))
+            .await;
         assert_eq!(s, 200, "{d}");
         let (_, r) = app.get(&format!("/wallet/{se}/balance")).await;
         assert_eq!(r["source"], "replica:se1");
         assert_eq!(r["balance"], d["balance"], "read {i} on se1 was stale");
         // A strong read of a SOUTH_WEST user also goes to se1, not to the async sw1.
-        let (_, d) = app.post(&format!("/wallet/{sw}/deduct"), amount(1), Some(&key())).await;
-        let (_, r) = app.get(&format!("/wallet/{sw}/balance?consistency=strong")).await;
+        let (_, d) = app
+            .post(&format!("/wallet/{sw}/deduct"), amount(1), Some(&key()))
+            .await;
+        let (_, r) = app
+            .get(&format!("/wallet/{sw}/balance?consistency=strong"))
+            .await;
         assert_eq!(r["source"], "replica:se1");
         assert_eq!(r["balance"], d["balance"], "strong read {i} was stale");
     }
@@ -53,11 +69,20 @@ async fn a_shard_assignment_reaches_every_instance() {
     let other = env.backends().await;
     other
         .store
-        .assign_region(&Region::parse("SOUTH_WEST").unwrap(), &["se1".to_owned()], "test")
+        .assign_region(
+            &Region::parse("SOUTH_WEST").unwrap(),
+            &["se1".to_owned()],
+            "test",
+        )
         .await
         .unwrap();
     let assignments = other.store.shard_assignments().await.unwrap();
-    assert!(assignments.iter().any(|a| a.region == "SOUTH_WEST" && a.replicas == ["se1"]), "{assignments:?}");
+    assert!(
+        assignments
+            .iter()
+            .any(|a| a.region == "SOUTH_WEST" && a.replicas == ["se1"]),
+        "{assignments:?}"
+    );
     let mut source = String::new();
     for _ in 0..100 {
         let (_, b) = app.get(&format!("/wallet/{u}/balance")).await;
@@ -67,7 +92,17 @@ async fn a_shard_assignment_reaches_every_instance() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(source, "replica:se1", "the serving instance picked up the new map");
-    let err = other.store.assign_region(&Region::parse("SOUTH_WEST").unwrap(), &["nope".to_owned()], "test").await;
+    assert_eq!(
+        source, "replica:se1",
+        "the serving instance picked up the new map"
+    );
+    let err = other
+        .store
+        .assign_region(
+            &Region::parse("SOUTH_WEST").unwrap(),
+            &["nope".to_owned()],
+            "test",
+        )
+        .await;
     assert!(err.is_err(), "unknown replicas are refused");
 }

@@ -33,7 +33,8 @@ pub enum Mode {
 
 /// Where `scripts/stack up` wrote its configuration.
 pub fn stack_config_path() -> PathBuf {
-    let dir = std::env::var_os("WALLETCTL_STACK_DIR").unwrap_or_else(|| "/tmp/walletctl-stack".into());
+    let dir =
+        std::env::var_os("WALLETCTL_STACK_DIR").unwrap_or_else(|| "/tmp/walletctl-stack".into());
     PathBuf::from(dir).join("walletctl.toml")
 }
 
@@ -47,7 +48,9 @@ pub fn stack_config() -> Config {
 
 /// Replaces the database name at the end of a connection URL's path.
 fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let (prefix, _) = base.rsplit_once('/').expect("URL has a path");
     match query {
         Some(q) => format!("{prefix}/{db}?{q}"),
@@ -84,7 +87,10 @@ impl TestEnv {
             let admin = with_database(direct.expose(), "postgres");
             create_database(&admin, &id).await;
             pg.url = walletctl_core::config::SecretUrl::new(with_database(pg.url.expose(), &id));
-            pg.direct_url = Some(walletctl_core::config::SecretUrl::new(with_database(direct.expose(), &id)));
+            pg.direct_url = Some(walletctl_core::config::SecretUrl::new(with_database(
+                direct.expose(),
+                &id,
+            )));
             pg.pool_size = 8;
             for r in pg.replicas.values_mut() {
                 r.url = walletctl_core::config::SecretUrl::new(with_database(r.url.expose(), &id));
@@ -113,7 +119,9 @@ impl TestEnv {
 
     /// Opens this world's backends (as a second process would).
     pub async fn backends(&self) -> Backends {
-        Backends::open(self.config.clone()).await.expect("backends open")
+        Backends::open(self.config.clone())
+            .await
+            .expect("backends open")
     }
 
     /// Starts all three services in-process on port 0.
@@ -127,11 +135,17 @@ impl Drop for TestEnv {
         // Best effort: a stack torn down by scripts/test takes everything anyway.
         if let Some((admin, db)) = self.database.take() {
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
                 rt.block_on(async {
                     use sqlx::Connection;
                     let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
-                    sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&mut conn).await.ok()
+                    sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await
+                        .ok()
                 })
             })
             .join();
@@ -141,8 +155,13 @@ impl Drop for TestEnv {
 
 async fn create_database(admin_url: &str, name: &str) {
     use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(admin_url).await.expect("connect to the stack's primary");
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create the test database");
+    let mut conn = sqlx::PgConnection::connect(admin_url)
+        .await
+        .expect("connect to the stack's primary");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create the test database");
 }
 
 /// A running `serve`.
@@ -185,10 +204,19 @@ impl App {
                 let _ = rx.await;
             },
         ));
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
         let wallet = format!("http://{wa}");
         for _ in 0..300 {
-            if http.get(format!("{wallet}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) && token_path.exists() {
+            if http
+                .get(format!("{wallet}/healthz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+                && token_path.exists()
+            {
                 break;
             }
             if task.is_finished() {
@@ -197,7 +225,10 @@ impl App {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let token = std::fs::read_to_string(&token_path).expect("operator token written").trim().to_owned();
+        let token = std::fs::read_to_string(&token_path)
+            .expect("operator token written")
+            .trim()
+            .to_owned();
         App {
             wallet,
             ads: format!("http://{aa}"),
@@ -211,12 +242,21 @@ impl App {
 
     /// GET on the wallet service with the operator token: (status, body).
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        self.send(self.http.get(format!("{}{path}", self.wallet)).bearer_auth(&self.token)).await
+        self.send(
+            self.http
+                .get(format!("{}{path}", self.wallet))
+                .bearer_auth(&self.token),
+        )
+        .await
     }
 
     /// POST JSON on the wallet service with the operator token and an optional idempotency key.
     pub async fn post(&self, path: &str, body: Value, key: Option<&str>) -> (u16, Value) {
-        let mut req = self.http.post(format!("{}{path}", self.wallet)).bearer_auth(&self.token).json(&body);
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.wallet))
+            .bearer_auth(&self.token)
+            .json(&body);
         if let Some(k) = key {
             req = req.header("Idempotency-Key", k);
         }
@@ -232,18 +272,32 @@ impl App {
 
     /// Creates a wallet and credits it.
     pub async fn wallet_with(&self, user: &str, region: &str, balance: i64) {
-        let (s, b) = self.post(&format!("/wallet/{user}"), serde_json::json!({ "region": region }), None).await;
+        let (s, b) = self
+            .post(
+                &format!("/wallet/{user}"),
+                serde_json::json!({ "region": region }),
+                None,
+            )
+            .await;
         assert_eq!(s, 201, "create {user}: {b}");
         if balance > 0 {
             let key = format!("seed-{user}-{}", uuid::Uuid::new_v4());
-            let (s, b) = self.post(&format!("/wallet/{user}/credit"), serde_json::json!({ "amount": balance }), Some(&key)).await;
+            let (s, b) = self
+                .post(
+                    &format!("/wallet/{user}/credit"),
+                    serde_json::json!({ "amount": balance }),
+                    Some(&key),
+                )
+                .await;
             assert_eq!(s, 200, "credit {user}: {b}");
         }
     }
 
     /// The balance read strongly.
     pub async fn balance(&self, user: &str) -> i64 {
-        let (s, b) = self.get(&format!("/wallet/{user}/balance?consistency=strong")).await;
+        let (s, b) = self
+            .get(&format!("/wallet/{user}/balance?consistency=strong"))
+            .await;
         assert_eq!(s, 200, "balance {user}: {b}");
         b["balance"].as_i64().expect("balance is an integer")
     }
@@ -254,7 +308,9 @@ impl App {
             let _ = tx.send(());
         }
         if let Some(task) = self.task.take() {
-            task.await.expect("serve task").expect("serve stopped cleanly");
+            task.await
+                .expect("serve task")
+                .expect("serve stopped cleanly");
         }
     }
 }

@@ -28,10 +28,14 @@ impl Proxy {
                     _ = stop.cancelled() => break,
                     a = listener.accept() => a,
                 };
-                let Ok((mut client, _)) = accepted else { continue };
+                let Ok((mut client, _)) = accepted else {
+                    continue;
+                };
                 let stop = stop.clone();
                 tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(upstream).await else { return };
+                    let Ok(mut server) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
                     tokio::select! {
                         _ = stop.cancelled() => {}
                         _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
@@ -59,5 +63,7 @@ pub fn url_addr(url: &str) -> SocketAddr {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let authority = rest.split(['/', '?']).next().unwrap_or(rest);
     let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    hostport.parse().unwrap_or_else(|e| panic!("{hostport:?} is not an address: {e}"))
+    hostport
+        .parse()
+        .unwrap_or_else(|e| panic!("{hostport:?} is not an address: {e}"))
 }

@@ -5,7 +5,9 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use walletctl_core::domain::{Amount, Region, Scope, SignedAmount};
-use walletctl_core::store::{EntryKind, LedgerEntry, MoneyCommand, Outcome, ReadConsistency, Refusal, Wallet};
+use walletctl_core::store::{
+    EntryKind, LedgerEntry, MoneyCommand, Outcome, ReadConsistency, Refusal, Wallet,
+};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -96,7 +98,11 @@ pub(super) async fn create(
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Credit)?;
     let user = user_id(&raw)?;
-    let wallet = state.backends.store.create_wallet(&user, &body.region, caller.name()).await?;
+    let wallet = state
+        .backends
+        .store
+        .create_wallet(&user, &body.region, caller.name())
+        .await?;
     Ok((StatusCode::CREATED, Json(WalletBody::new(wallet, None))).into_response())
 }
 
@@ -126,7 +132,17 @@ pub(super) async fn deduct(
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Deduct)?;
     let delta = -body.amount.get();
-    move_money(state, &caller, path, &headers, EntryKind::Deduct, delta, body.reason, body.reference).await
+    move_money(
+        state,
+        &caller,
+        path,
+        &headers,
+        EntryKind::Deduct,
+        delta,
+        body.reason,
+        body.reference,
+    )
+    .await
 }
 
 pub(super) async fn credit(
@@ -138,7 +154,17 @@ pub(super) async fn credit(
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Credit)?;
     let delta = body.amount.get();
-    move_money(state, &caller, path, &headers, EntryKind::Credit, delta, body.reason, body.reference).await
+    move_money(
+        state,
+        &caller,
+        path,
+        &headers,
+        EntryKind::Credit,
+        delta,
+        body.reason,
+        body.reference,
+    )
+    .await
 }
 
 pub(super) async fn adjust(
@@ -150,13 +176,30 @@ pub(super) async fn adjust(
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Adjust)?;
     if body.reason.trim().is_empty() {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "reason: an adjustment needs a reason"));
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            "reason: an adjustment needs a reason",
+        ));
     }
     let delta = body.amount.get();
-    move_money(state, &caller, path, &headers, EntryKind::Adjust, delta, Some(body.reason), body.reference).await
+    move_money(
+        state,
+        &caller,
+        path,
+        &headers,
+        EntryKind::Adjust,
+        delta,
+        Some(body.reason),
+        body.reference,
+    )
+    .await
 }
 
-#[allow(clippy::too_many_arguments, reason = "one call site per route; a struct would only rename the list")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site per route; a struct would only rename the list"
+)]
 async fn move_money(
     State(state): State<AppState>,
     caller: &Caller,
@@ -190,7 +233,8 @@ fn record(kind: EntryKind, outcome: &Outcome) {
         (Ok(_), false) => "applied",
         (Err(_), false) => "refused",
     };
-    metrics::counter!("wallet_money_moves_total", "kind" => kind.as_str(), "result" => result).increment(1);
+    metrics::counter!("wallet_money_moves_total", "kind" => kind.as_str(), "result" => result)
+        .increment(1);
 }
 
 /// A money movement's answer: 200 with the entry, or 409 with the refusal.
@@ -211,7 +255,8 @@ fn money_response(outcome: Outcome) -> Result<Response, ApiError> {
             })
             .into_response();
             if outcome.replayed {
-                res.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+                res.headers_mut()
+                    .insert("idempotent-replayed", HeaderValue::from_static("true"));
             }
             Ok(res)
         }

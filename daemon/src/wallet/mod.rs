@@ -11,7 +11,10 @@ use crate::state::AppState;
 /// The wallet routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/wallet/{user_id}", post(handlers::create).get(handlers::balance))
+        .route(
+            "/wallet/{user_id}",
+            post(handlers::create).get(handlers::balance),
+        )
         .route("/wallet/{user_id}/balance", get(handlers::balance))
         .route("/wallet/{user_id}/deduct", post(handlers::deduct))
         .route("/wallet/{user_id}/credit", post(handlers::credit))
