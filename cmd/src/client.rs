@@ -76,6 +76,11 @@ impl Client {
         })
     }
 
+    /// The underlying HTTP client, base URL and token, for load generation.
+    pub fn parts(&self) -> (&reqwest::Client, &str, &str) {
+        (&self.http, &self.base, &self.token)
+    }
+
     /// GET `path`.
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
         let req = self

@@ -1,6 +1,7 @@
 //! The `walletctl` command line: one module per subcommand, each with its
 //! options (whose doc comments are the `--help` text) and its `run`.
 
+pub mod bench;
 pub mod client;
 pub mod config_cmd;
 pub mod migrate;
@@ -102,6 +103,9 @@ pub enum Command {
     /// Create and revoke API tokens.
     #[command(subcommand)]
     Token(token::Cmd),
+    /// Measure deduction throughput and read latency against a running wallet service.
+    #[command(subcommand)]
+    Bench(bench::Cmd),
 }
 
 /// Runs a parsed command line.
@@ -114,6 +118,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Wallet(cmd) => wallet::run(&g, cmd).await,
         Command::Shards(cmd) => shards::run(&g, cmd).await,
         Command::Token(cmd) => token::run(&g, cmd).await,
+        Command::Bench(cmd) => bench::run(&g, cmd).await,
     }
 }
 

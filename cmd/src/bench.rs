@@ -1,0 +1,259 @@
+//! `walletctl bench`: measured load against a running wallet service.
+//! `scripts/bench` runs these beside `pgbench` and writes `docs/benchmarks.md`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Subcommand;
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::Rng;
+use serde::Serialize;
+use tabled::Tabled;
+use tokio::sync::Mutex;
+
+use crate::GlobalOpts;
+use crate::client::{Client, ConnOpts};
+use crate::output::{OutputOpts, print};
+
+/// Load generators. Wallets `{prefix}0 .. {prefix}{users-1}` must exist
+/// (`scripts/bench` seeds them).
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Closed loop: CONCURRENCY workers each deduct from a random wallet, sending the next request when the last is answered.
+    Deduct {
+        /// How many wallets to spread over (1 = one hot wallet).
+        #[arg(long, default_value_t = 100_000)]
+        users: u32,
+        /// Wallet id prefix.
+        #[arg(long, default_value = "bench")]
+        prefix: String,
+        /// Concurrent requests.
+        #[arg(long, short = 'c', default_value_t = 16)]
+        concurrency: usize,
+        /// How long to run, in seconds.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Minor units per deduction.
+        #[arg(long, default_value_t = 1)]
+        amount: i64,
+        #[command(flatten)]
+        conn: ConnOpts,
+        #[command(flatten)]
+        out: OutputOpts,
+    },
+    /// Open loop: balance reads at a fixed RATE per second from random wallets; latency counts from each read's scheduled time.
+    Read {
+        /// How many wallets to spread over.
+        #[arg(long, default_value_t = 100_000)]
+        users: u32,
+        /// Wallet id prefix.
+        #[arg(long, default_value = "bench")]
+        prefix: String,
+        /// Reads per second.
+        #[arg(long, default_value_t = 1_000)]
+        rate: u32,
+        /// How long to run, in seconds.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        #[command(flatten)]
+        conn: ConnOpts,
+        #[command(flatten)]
+        out: OutputOpts,
+    },
+}
+
+/// What a run measured.
+#[derive(Debug, Serialize, Tabled)]
+pub struct Report {
+    /// `deduct` or `read`.
+    pub kind: String,
+    /// Requests answered.
+    pub requests: u64,
+    /// 2xx answers.
+    pub ok: u64,
+    /// 409 answers (refused deductions).
+    pub refused: u64,
+    /// Anything else, including transport failures.
+    pub errors: u64,
+    /// Answered requests per second.
+    pub throughput: f64,
+    /// Median latency, ms.
+    pub p50_ms: f64,
+    /// 99th percentile latency, ms.
+    pub p99_ms: f64,
+    /// Slowest, ms.
+    pub max_ms: f64,
+}
+
+#[derive(Default)]
+struct Counts {
+    ok: AtomicU64,
+    refused: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl Counts {
+    fn record(&self, status: Option<u16>) {
+        match status {
+            Some(s) if (200..300).contains(&s) => &self.ok,
+            Some(409) => &self.refused,
+            _ => &self.errors,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("static bounds are valid")
+}
+
+fn progress(seconds: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(seconds);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len}s")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_owned());
+    let b = bar.clone();
+    tokio::spawn(async move {
+        for _ in 0..seconds {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            b.inc(1);
+        }
+    });
+    bar
+}
+
+fn report(kind: &str, counts: &Counts, hist: &Histogram<u64>, elapsed: Duration) -> Report {
+    let (ok, refused, errors) = (
+        counts.ok.load(Ordering::Relaxed),
+        counts.refused.load(Ordering::Relaxed),
+        counts.errors.load(Ordering::Relaxed),
+    );
+    let ms = |us: u64| us as f64 / 1000.0;
+    Report {
+        kind: kind.into(),
+        requests: ok + refused + errors,
+        ok,
+        refused,
+        errors,
+        throughput: ((ok + refused + errors) as f64 / elapsed.as_secs_f64() * 10.0).round() / 10.0,
+        p50_ms: ms(hist.value_at_quantile(0.50)),
+        p99_ms: ms(hist.value_at_quantile(0.99)),
+        max_ms: ms(hist.max()),
+    }
+}
+
+/// Runs a bench command.
+pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
+    match cmd {
+        Cmd::Deduct {
+            users,
+            prefix,
+            concurrency,
+            seconds,
+            amount,
+            conn,
+            out,
+        } => {
+            let client = Arc::new(Client::new(g, &conn)?);
+            let counts = Arc::new(Counts::default());
+            let bar = progress(seconds, "deduct");
+            let start = Instant::now();
+            let deadline = start + Duration::from_secs(seconds);
+            let workers: Vec<_> = (0..concurrency.max(1))
+                .map(|_| {
+                    let (client, counts, prefix) = (client.clone(), counts.clone(), prefix.clone());
+                    tokio::spawn(async move {
+                        let (http, base, token) = client.parts();
+                        let mut hist = histogram();
+                        let body = serde_json::json!({ "amount": amount });
+                        while Instant::now() < deadline {
+                            let user = rand::rng().random_range(0..users.max(1));
+                            let t = Instant::now();
+                            let res = http
+                                .post(format!("{base}/wallet/{prefix}{user}/deduct"))
+                                .bearer_auth(token)
+                                .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+                                .json(&body)
+                                .send()
+                                .await;
+                            let status = match res {
+                                Ok(r) => {
+                                    let s = r.status().as_u16();
+                                    let _ = r.bytes().await;
+                                    Some(s)
+                                }
+                                Err(_) => None,
+                            };
+                            hist.saturating_record(t.elapsed().as_micros() as u64);
+                            counts.record(status);
+                        }
+                        hist
+                    })
+                })
+                .collect();
+            let mut hist = histogram();
+            for w in workers {
+                hist.add(w.await?)?;
+            }
+            let elapsed = start.elapsed();
+            bar.finish_and_clear();
+            let r = report("deduct", &counts, &hist, elapsed);
+            print(out.format, &r, [&r])
+        }
+        Cmd::Read {
+            users,
+            prefix,
+            rate,
+            seconds,
+            conn,
+            out,
+        } => {
+            let client = Arc::new(Client::new(g, &conn)?);
+            let counts = Arc::new(Counts::default());
+            let hist = Arc::new(Mutex::new(histogram()));
+            let bar = progress(seconds, "read");
+            let period = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+            let mut ticker = tokio::time::interval(period);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let total = u64::from(rate) * seconds;
+            let start = Instant::now();
+            let mut tasks = tokio::task::JoinSet::new();
+            for _ in 0..total {
+                let scheduled = ticker.tick().await;
+                let (client, counts, hist, prefix) =
+                    (client.clone(), counts.clone(), hist.clone(), prefix.clone());
+                let user = rand::rng().random_range(0..users.max(1));
+                tasks.spawn(async move {
+                    let (http, base, token) = client.parts();
+                    let res = http
+                        .get(format!("{base}/wallet/{prefix}{user}/balance"))
+                        .bearer_auth(token)
+                        .send()
+                        .await;
+                    let status = match res {
+                        Ok(r) => {
+                            let s = r.status().as_u16();
+                            let _ = r.bytes().await;
+                            Some(s)
+                        }
+                        Err(_) => None,
+                    };
+                    let latency = scheduled.elapsed().as_micros() as u64;
+                    hist.lock().await.saturating_record(latency);
+                    counts.record(status);
+                });
+                while tasks.try_join_next().is_some() {}
+            }
+            while tasks.join_next().await.is_some() {}
+            let elapsed = start.elapsed();
+            bar.finish_and_clear();
+            let r = report("read", &counts, &*hist.lock().await, elapsed);
+            print(out.format, &r, [&r])
+        }
+    }
+}
