@@ -105,6 +105,14 @@ impl Counts {
     }
 }
 
+/// Reads the whole answer (so the connection is reused) and returns its status; `None` on a transport failure.
+async fn drain(res: reqwest::Result<reqwest::Response>) -> Option<u16> {
+    let r = res.ok()?;
+    let status = r.status().as_u16();
+    let _ = r.bytes().await;
+    Some(status)
+}
+
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("static bounds are valid")
 }
@@ -181,14 +189,7 @@ pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
                                 .json(&body)
                                 .send()
                                 .await;
-                            let status = match res {
-                                Ok(r) => {
-                                    let s = r.status().as_u16();
-                                    let _ = r.bytes().await;
-                                    Some(s)
-                                }
-                                Err(_) => None,
-                            };
+                            let status = drain(res).await;
                             hist.saturating_record(t.elapsed().as_micros() as u64);
                             counts.record(status);
                         }
@@ -235,14 +236,7 @@ pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
                         .bearer_auth(token)
                         .send()
                         .await;
-                    let status = match res {
-                        Ok(r) => {
-                            let s = r.status().as_u16();
-                            let _ = r.bytes().await;
-                            Some(s)
-                        }
-                        Err(_) => None,
-                    };
+                    let status = drain(res).await;
                     let latency = scheduled.elapsed().as_micros() as u64;
                     hist.lock().await.saturating_record(latency);
                     counts.record(status);
