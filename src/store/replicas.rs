@@ -161,6 +161,10 @@ impl ReplicaSet {
         guard.loaded_at.is_none_or(|t| t.elapsed() > ASSIGNMENT_TTL)
     }
 
+    pub(crate) fn assignments_loaded(&self) -> bool {
+        self.assignments.lock().unwrap_or_else(|p| p.into_inner()).loaded_at.is_some()
+    }
+
     pub(crate) fn begin_refresh(&self) -> bool {
         !self.replicas.is_empty() && !self.refreshing.swap(true, Ordering::AcqRel)
     }

@@ -122,11 +122,23 @@ impl Store {
         }
     }
 
+    /// Reloads a stale region map: inline the first time (there is nothing
+    /// to route by yet), in the background afterwards, so that a slow or
+    /// unreachable primary never holds up a replica read.
     pub(crate) async fn refresh_assignments_if_stale(&self) {
-        if self.inner.replicas.assignments_stale()
-            && let Err(e) = self.refresh_assignments().await
-        {
-            tracing::warn!(error = %e, "could not reload the region map; keeping the last one");
+        if !self.inner.replicas.assignments_stale() {
+            return;
+        }
+        let store = self.clone();
+        let refresh = async move {
+            if let Err(e) = store.refresh_assignments().await {
+                tracing::warn!(error = %e, "could not reload the region map; keeping the last one");
+            }
+        };
+        if self.inner.replicas.assignments_loaded() {
+            tokio::spawn(refresh);
+        } else {
+            refresh.await;
         }
     }
 
