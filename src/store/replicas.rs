@@ -162,7 +162,11 @@ impl ReplicaSet {
     }
 
     pub(crate) fn assignments_loaded(&self) -> bool {
-        self.assignments.lock().unwrap_or_else(|p| p.into_inner()).loaded_at.is_some()
+        self.assignments
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .loaded_at
+            .is_some()
     }
 
     pub(crate) fn begin_refresh(&self) -> bool {
@@ -240,13 +244,18 @@ impl ReplicaSet {
                     .unwrap_or_else(|p| p.into_inner())
                     .get(user.as_str())
                     .cloned();
-                let assigned = region.and_then(|r| {
-                    let guard = self.assignments.lock().unwrap_or_else(|p| p.into_inner());
-                    guard.replicas.get(&r).cloned()
-                });
-                if let Some(idx) = assigned.filter(|v| !v.is_empty()) {
-                    let start = (user.stable_hash() % idx.len() as u64) as usize;
-                    order.extend(idx.iter().cycle().skip(start).take(idx.len()));
+                let assigned = match region {
+                    Some(r) => {
+                        let guard = self.assignments.lock().unwrap_or_else(|p| p.into_inner());
+                        guard.replicas.get(&r).cloned().unwrap_or_default()
+                    }
+                    // Region not known yet (first read since start): every
+                    // replica holds every row, so spread over all of them.
+                    None => (0..self.replicas.len()).collect(),
+                };
+                if !assigned.is_empty() {
+                    let start = (user.stable_hash() % assigned.len() as u64) as usize;
+                    order.extend(assigned.iter().cycle().skip(start).take(assigned.len()));
                 }
             }
         }

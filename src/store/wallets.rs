@@ -265,6 +265,9 @@ impl Store {
     ///
     /// One commit (one fsync) then covers the whole batch: that is what lets
     /// a hot wallet go beyond one deduction per commit.
+    ///
+    /// On PostgreSQL the same steps run inside the server, in
+    /// `walletctl_apply_batch` (migration 0002), so a batch is one statement.
     pub async fn apply_batch(
         &self,
         cmds: &[MoneyCommand],
@@ -276,6 +279,9 @@ impl Store {
             return Err(StoreError::Failed(
                 "a batch must hold one user's commands".into(),
             ));
+        }
+        if self.dialect() == super::Dialect::Postgres {
+            return self.apply_batch_in_server(cmds).await;
         }
         let now = now_ms();
         let hashes: Vec<String> = cmds.iter().map(MoneyCommand::request_hash).collect();
@@ -412,6 +418,76 @@ impl Store {
                 .remember_region(first.user.as_str(), &region);
         }
         tx.commit().await?;
+        if changed {
+            self.inner.outbox_notify.notify_one();
+        }
+        Ok(fill_repeats(cmds, &hashes, results))
+    }
+
+    /// [`Store::apply_batch`] as one call of `walletctl_apply_batch`.
+    async fn apply_batch_in_server(
+        &self,
+        cmds: &[MoneyCommand],
+    ) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
+        let hashes: Vec<String> = cmds.iter().map(MoneyCommand::request_hash).collect();
+        let payload: Vec<serde_json::Value> = cmds
+            .iter()
+            .zip(&hashes)
+            .map(|(c, h)| {
+                serde_json::json!({
+                    "key": c.key.as_str(), "hash": h, "kind": c.kind.as_str(), "delta": c.delta,
+                    "reason": c.reason, "reference": c.reference, "actor": c.actor, "fence": c.fence,
+                    "event_id": uuid::Uuid::now_v7().to_string(),
+                })
+            })
+            .collect();
+        let payload = serde_json::Value::Array(payload).to_string();
+        // The commit level is set inside the function with set_config(…, true): this transaction only.
+        let mut tx = self.tx(false).await?;
+        let rows = sqlx::query("SELECT o_idx, o_outcome, o_response FROM walletctl_apply_batch($1, CAST($2 AS JSONB), $3, $4, $5)")
+            .persistent(false)
+            .bind(cmds[0].user.as_str())
+            .bind(payload)
+            .bind(now_ms())
+            .bind(MAX_BALANCE)
+            .bind(self.inner.synchronous_commit.clone())
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let mut results: Vec<Option<Result<Outcome, StoreError>>> =
+            cmds.iter().map(|_| None).collect();
+        let mut changed = false;
+        for row in &rows {
+            let idx: i32 = row.try_get(0)?;
+            let outcome: String = row.try_get(1)?;
+            let response: Option<String> = row.try_get(2)?;
+            let parse = |replayed: bool| {
+                serde_json::from_str::<Result<LedgerEntry, Refusal>>(
+                    response.as_deref().unwrap_or_default(),
+                )
+                .map(|result| Outcome { result, replayed })
+                .map_err(|e| {
+                    StoreError::Failed(format!("unreadable answer from walletctl_apply_batch: {e}"))
+                })
+            };
+            let slot = usize::try_from(idx)
+                .ok()
+                .and_then(|i| results.get_mut(i))
+                .ok_or_else(|| {
+                    StoreError::Failed(format!("walletctl_apply_batch answered for command {idx}"))
+                })?;
+            *slot = match outcome.as_str() {
+                "fresh" => {
+                    let r = parse(false);
+                    changed |= matches!(r, Ok(Outcome { result: Ok(_), .. }));
+                    Some(r)
+                }
+                "stored" => Some(parse(true)),
+                "mismatch" => Some(Err(StoreError::IdempotencyKeyReused)),
+                "missing" => Some(Err(StoreError::WalletNotFound)),
+                _ => None, // "repeat": answered from the first occurrence below
+            };
+        }
         if changed {
             self.inner.outbox_notify.notify_one();
         }
