@@ -57,6 +57,9 @@ pub enum Cmd {
         /// How long to run, in seconds.
         #[arg(long, default_value_t = 20)]
         seconds: u64,
+        /// Seconds of the same load before measuring (fills connection pools and caches).
+        #[arg(long, default_value_t = 2)]
+        warmup: u64,
         #[command(flatten)]
         conn: ConnOpts,
         #[command(flatten)]
@@ -211,43 +214,68 @@ pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
             prefix,
             rate,
             seconds,
+            warmup,
             conn,
             out,
         } => {
             let client = Arc::new(Client::new(g, &conn)?);
-            let counts = Arc::new(Counts::default());
-            let hist = Arc::new(Mutex::new(histogram()));
-            let bar = progress(seconds, "read");
-            let period = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
-            let mut ticker = tokio::time::interval(period);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-            let total = u64::from(rate) * seconds;
-            let start = Instant::now();
-            let mut tasks = tokio::task::JoinSet::new();
-            for _ in 0..total {
-                let scheduled = ticker.tick().await;
-                let (client, counts, hist, prefix) =
-                    (client.clone(), counts.clone(), hist.clone(), prefix.clone());
-                let user = rand::rng().random_range(0..users.max(1));
-                tasks.spawn(async move {
-                    let (http, base, token) = client.parts();
-                    let res = http
-                        .get(format!("{base}/wallet/{prefix}{user}/balance"))
-                        .bearer_auth(token)
-                        .send()
-                        .await;
-                    let status = drain(res).await;
-                    let latency = scheduled.elapsed().as_micros() as u64;
-                    hist.lock().await.saturating_record(latency);
-                    counts.record(status);
-                });
-                while tasks.try_join_next().is_some() {}
+            if warmup > 0 {
+                open_loop(&client, &prefix, users, rate, warmup, None).await;
             }
-            while tasks.join_next().await.is_some() {}
+            let sink: Sink = (
+                Arc::new(Counts::default()),
+                Arc::new(Mutex::new(histogram())),
+            );
+            let bar = progress(seconds, "read");
+            let start = Instant::now();
+            open_loop(&client, &prefix, users, rate, seconds, Some(sink.clone())).await;
             let elapsed = start.elapsed();
             bar.finish_and_clear();
-            let r = report("read", &counts, &*hist.lock().await, elapsed);
+            let r = report("read", &sink.0, &*sink.1.lock().await, elapsed);
             print(out.format, &r, [&r])
         }
     }
+}
+
+/// Where an open loop records: counts and latencies.
+type Sink = (Arc<Counts>, Arc<Mutex<Histogram<u64>>>);
+
+/// Sends `rate` balance reads a second for `seconds`, each to a random
+/// wallet, without waiting for earlier answers; records into `sink` if given.
+/// Latency counts from each read's scheduled time, so a slow answer cannot
+/// hide the reads queued behind it.
+async fn open_loop(
+    client: &Arc<Client>,
+    prefix: &str,
+    users: u32,
+    rate: u32,
+    seconds: u64,
+    sink: Option<Sink>,
+) {
+    let period = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..u64::from(rate) * seconds {
+        let scheduled = ticker.tick().await;
+        let (client, sink, prefix) = (client.clone(), sink.clone(), prefix.to_owned());
+        let user = rand::rng().random_range(0..users.max(1));
+        tasks.spawn(async move {
+            let (http, base, token) = client.parts();
+            let res = http
+                .get(format!("{base}/wallet/{prefix}{user}/balance"))
+                .bearer_auth(token)
+                .send()
+                .await;
+            let status = drain(res).await;
+            if let Some((counts, hist)) = sink {
+                hist.lock()
+                    .await
+                    .saturating_record(scheduled.elapsed().as_micros() as u64);
+                counts.record(status);
+            }
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
 }

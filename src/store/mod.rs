@@ -11,6 +11,11 @@
 //! server connection is free, so named prepared statements leak between
 //! clients. Every statement on the primary therefore runs inside an explicit
 //! transaction and unprepared (`persistent(false)`); see [`Store::tx`].
+//!
+//! Pools do not ping a connection before handing it out
+//! (`test_before_acquire(false)`): that would add a round trip to every
+//! transaction. A dead connection fails the statement instead, which the
+//! callers already handle (replica fallback, 503 from the primary).
 
 mod error;
 mod outbox;
@@ -82,11 +87,13 @@ impl Store {
         let inner = match &config.postgres {
             Some(pg) => {
                 let primary = AnyPoolOptions::new()
+                    .test_before_acquire(false)
                     .max_connections(pg.pool_size)
                     .acquire_timeout(Duration::from_secs(5))
                     .connect_lazy(pg.url.expose())?;
                 let direct_url = pg.direct_url.as_ref().unwrap_or(&pg.url);
                 let direct = AnyPoolOptions::new()
+                    .test_before_acquire(false)
                     .max_connections(2)
                     .acquire_timeout(Duration::from_secs(5))
                     .connect_lazy(direct_url.expose())?;
@@ -107,10 +114,12 @@ impl Store {
                 // SQLite has one writer: a single write connection queues writers
                 // in-process instead of failing them with SQLITE_BUSY.
                 let primary = AnyPoolOptions::new()
+                    .test_before_acquire(false)
                     .max_connections(1)
                     .acquire_timeout(Duration::from_secs(30))
                     .connect_lazy(&url)?;
                 let readers = AnyPoolOptions::new()
+                    .test_before_acquire(false)
                     .max_connections(4)
                     .connect_lazy(&url)?;
                 Inner {

@@ -100,6 +100,7 @@ impl ReplicaSet {
         let mut replicas = Vec::new();
         for (name, r) in &pg.replicas {
             let pool = AnyPoolOptions::new()
+                .test_before_acquire(false)
                 .max_connections(r.pool_size)
                 .acquire_timeout(Duration::from_millis(750))
                 .connect_lazy(r.url.expose())?;
@@ -280,12 +281,13 @@ impl ReplicaSet {
         out
     }
 
-    /// Runs `read` on the first target that answers. Connection failures on a
+    /// Runs `read` on the first target that answers; its flag says whether
+    /// the statement may be prepared and cached (not through PgBouncer). Connection failures on a
     /// replica mark it down and move on; any other error is returned.
     pub(crate) async fn read<T>(
         &self,
         targets: Vec<Target>,
-        read: impl for<'c> Fn(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>,
+        read: impl for<'c> Fn(&'c mut AnyConnection, bool) -> BoxFuture<'c, Result<T, sqlx::Error>>,
     ) -> Result<(T, String), StoreError> {
         let mut last = None;
         for target in targets {
@@ -337,17 +339,20 @@ impl ReplicaSet {
 
 async fn run_on<T>(
     target: &Target,
-    read: &(impl for<'c> Fn(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, sqlx::Error>> + ?Sized),
+    read: &(
+         impl for<'c> Fn(&'c mut AnyConnection, bool) -> BoxFuture<'c, Result<T, sqlx::Error>> + ?Sized
+     ),
 ) -> Result<T, sqlx::Error> {
     let mut conn = target.pool.acquire().await?;
     if target.through_bouncer {
         // PgBouncer in transaction mode: keep the statement inside one transaction.
         let mut tx = conn.begin().await?;
-        let v = read(&mut tx).await?;
+        let v = read(&mut tx, false).await?;
         tx.commit().await?;
         Ok(v)
     } else {
-        read(&mut conn).await
+        // Direct connections keep prepared statements: one round trip, no re-parse.
+        read(&mut conn, true).await
     }
 }
 

@@ -579,12 +579,12 @@ impl Store {
         let (row, source) = self
             .inner
             .replicas
-            .read(targets, |conn| {
+            .read(targets, |conn, prepare| {
                 let sql = sql.clone();
                 let user = user.to_string();
                 Box::pin(async move {
                     sqlx::query(&sql)
-                        .persistent(false)
+                        .persistent(prepare)
                         .bind(user)
                         .fetch_optional(conn)
                         .await
@@ -616,12 +616,12 @@ impl Store {
         let (rows, _) = self
             .inner
             .replicas
-            .read(targets, |conn| {
+            .read(targets, |conn, prepare| {
                 let sql = sql.clone();
                 let user = user.to_string();
                 Box::pin(async move {
                     sqlx::query(&sql)
-                        .persistent(false)
+                        .persistent(prepare)
                         .bind(user)
                         .bind(before.unwrap_or(i64::MAX))
                         .bind(i64::from(limit) + 1)
