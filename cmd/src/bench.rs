@@ -30,7 +30,7 @@ pub enum Cmd {
         #[arg(long, default_value = "bench")]
         prefix: String,
         /// Concurrent requests.
-        #[arg(long, short = 'c', default_value_t = 16)]
+        #[arg(long, default_value_t = 16)]
         concurrency: usize,
         /// How long to run, in seconds.
         #[arg(long, default_value_t = 20)]
