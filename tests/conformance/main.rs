@@ -12,6 +12,7 @@ mod idempotency;
 mod outbox;
 mod pgbouncer;
 mod replicas;
+mod shutdown;
 mod wallet_api;
 
 use serde_json::json;
