@@ -35,7 +35,27 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> 
     IdempotencyKey::parse(raw).map_err(ApiError::invalid)
 }
 
-/// A user id from the path.
-pub fn user_id(raw: &str) -> Result<UserId, ApiError> {
-    UserId::parse(raw).map_err(ApiError::invalid)
+/// The `{user_id}` path segment, parsed: a bad id is a 400 in the API's shape.
+#[derive(Debug, Clone)]
+pub struct UserPath(pub UserId);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for UserPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| {
+                    ApiError::new(
+                        axum::http::StatusCode::BAD_REQUEST,
+                        "invalid_request",
+                        e.body_text(),
+                    )
+                })?;
+        UserId::parse(&raw).map(UserPath).map_err(ApiError::invalid)
+    }
 }

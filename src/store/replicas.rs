@@ -102,7 +102,9 @@ impl ReplicaSet {
             let pool = AnyPoolOptions::new()
                 .test_before_acquire(false)
                 .max_connections(r.pool_size)
-                .acquire_timeout(Duration::from_millis(750))
+                // A stopped replica refuses at once; this bounds a hung one. Logins
+                // (SCRAM) on a loaded machine can take most of a second.
+                .acquire_timeout(Duration::from_secs(2))
                 .connect_lazy(r.url.expose())?;
             replicas.push(Replica {
                 name: name.clone(),

@@ -110,15 +110,7 @@ async fn redis_dying_mid_run_neither_overdraws_nor_stops_service() {
     let (ok, refused) = race(std::slice::from_ref(&app), &u, Some(cut_at_300)).await;
     assert_eq!((ok, refused), (START as usize, TASKS));
     assert_drained(&env, &app, &u).await;
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.wallet))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("wallet_lock_bypassed_total"),
         "the bypass is counted"

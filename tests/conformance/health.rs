@@ -10,15 +10,7 @@ conformance!(every_service_is_live_ready_and_measured, |env| {
         assert_eq!(b["status"], "ready", "{b}");
         assert!(b["checks"].as_array().is_some_and(|c| !c.is_empty()), "{b}");
     }
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.wallet))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(text.contains("http_requests_total"), "metrics: {text}");
     assert!(text.contains("service=\"wallet\""), "metrics: {text}");
     let (s, b) = app.get("/no/such/route").await;

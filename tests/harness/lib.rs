@@ -302,6 +302,17 @@ impl App {
         b["balance"].as_i64().expect("balance is an integer")
     }
 
+    /// The wallet service's Prometheus text.
+    pub async fn metrics(&self) -> String {
+        let res = self
+            .http
+            .get(format!("{}/metrics", self.wallet))
+            .send()
+            .await
+            .expect("metrics answered");
+        res.text().await.expect("metrics text")
+    }
+
     /// Stops gracefully and waits.
     pub async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {

@@ -1,5 +1,5 @@
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,7 @@ use walletctl_core::store::{
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiQuery, idempotency_key, user_id};
+use crate::extract::{ApiJson, ApiQuery, UserPath, idempotency_key};
 use crate::state::AppState;
 
 /// The longest `reason` or `reference` accepted.
@@ -93,11 +93,10 @@ fn text(field: &'static str, value: Option<String>) -> Result<Option<String>, Ap
 pub(super) async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    Path(raw): Path<String>,
+    UserPath(user): UserPath,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Credit)?;
-    let user = user_id(&raw)?;
     let wallet = state
         .backends
         .store
@@ -109,11 +108,10 @@ pub(super) async fn create(
 pub(super) async fn balance(
     State(state): State<AppState>,
     caller: Caller,
-    Path(raw): Path<String>,
+    UserPath(user): UserPath,
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Read)?;
-    let user = user_id(&raw)?;
     let read = state.wallet.balance(&user, q.consistency).await?;
     let source = HeaderValue::from_str(&read.source).ok();
     let mut res = Json(WalletBody::new(read.wallet, Some(read.source))).into_response();
@@ -126,7 +124,7 @@ pub(super) async fn balance(
 pub(super) async fn deduct(
     state: State<AppState>,
     caller: Caller,
-    path: Path<String>,
+    user: UserPath,
     headers: HeaderMap,
     ApiJson(body): ApiJson<MoveBody>,
 ) -> Result<Response, ApiError> {
@@ -135,7 +133,7 @@ pub(super) async fn deduct(
     move_money(
         state,
         &caller,
-        path,
+        user,
         &headers,
         EntryKind::Deduct,
         delta,
@@ -148,7 +146,7 @@ pub(super) async fn deduct(
 pub(super) async fn credit(
     state: State<AppState>,
     caller: Caller,
-    path: Path<String>,
+    user: UserPath,
     headers: HeaderMap,
     ApiJson(body): ApiJson<MoveBody>,
 ) -> Result<Response, ApiError> {
@@ -157,7 +155,7 @@ pub(super) async fn credit(
     move_money(
         state,
         &caller,
-        path,
+        user,
         &headers,
         EntryKind::Credit,
         delta,
@@ -170,7 +168,7 @@ pub(super) async fn credit(
 pub(super) async fn adjust(
     state: State<AppState>,
     caller: Caller,
-    path: Path<String>,
+    user: UserPath,
     headers: HeaderMap,
     ApiJson(body): ApiJson<AdjustBody>,
 ) -> Result<Response, ApiError> {
@@ -186,7 +184,7 @@ pub(super) async fn adjust(
     move_money(
         state,
         &caller,
-        path,
+        user,
         &headers,
         EntryKind::Adjust,
         delta,
@@ -203,14 +201,13 @@ pub(super) async fn adjust(
 async fn move_money(
     State(state): State<AppState>,
     caller: &Caller,
-    Path(raw): Path<String>,
+    UserPath(user): UserPath,
     headers: &HeaderMap,
     kind: EntryKind,
     delta: i64,
     reason: Option<String>,
     reference: Option<String>,
 ) -> Result<Response, ApiError> {
-    let user = user_id(&raw)?;
     let key = idempotency_key(headers)?;
     let cmd = MoneyCommand {
         user,
@@ -287,11 +284,10 @@ fn money_response(outcome: Outcome) -> Result<Response, ApiError> {
 pub(super) async fn history(
     State(state): State<AppState>,
     caller: Caller,
-    Path(raw): Path<String>,
+    UserPath(user): UserPath,
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Read)?;
-    let user = user_id(&raw)?;
     let page = state
         .backends
         .store
