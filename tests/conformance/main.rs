@@ -9,6 +9,7 @@ mod batching;
 mod concurrency;
 mod health;
 mod idempotency;
+mod locks;
 mod outbox;
 mod pgbouncer;
 mod replicas;
