@@ -1,6 +1,7 @@
 //! The `walletctl` command line: one module per subcommand, each with its
 //! options (whose doc comments are the `--help` text) and its `run`.
 
+pub mod audit;
 pub mod bench;
 pub mod client;
 pub mod config_cmd;
@@ -103,6 +104,8 @@ pub enum Command {
     /// Create and revoke API tokens.
     #[command(subcommand)]
     Token(token::Cmd),
+    /// Show the audit trail: who changed what, when and why.
+    Audit(audit::Opts),
     /// Measure deduction throughput and read latency against a running wallet service.
     #[command(subcommand)]
     Bench(bench::Cmd),
@@ -119,6 +122,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Shards(cmd) => shards::run(&g, cmd).await,
         Command::Token(cmd) => token::run(&g, cmd).await,
         Command::Bench(cmd) => bench::run(&g, cmd).await,
+        Command::Audit(opts) => audit::run(&g, opts).await,
     }
 }
 

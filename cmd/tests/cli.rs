@@ -161,6 +161,22 @@ async fn adjustments_need_a_reason_and_a_confirmation() {
     );
     assert_eq!(a["entry"]["reason"], "refund");
     assert_eq!(app.balance("dave").await, 70);
+
+    // The audit trail says who, when and why.
+    let audit = cli.json(&["audit", "--target", "dave", "-o", "json"]);
+    let adjust = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "wallet.adjust")
+        .expect("the adjustment is audited");
+    assert_eq!(adjust["actor"], "operator");
+    let details: Value = serde_json::from_str(adjust["details"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (details["amount"].as_i64(), details["reason"].as_str()),
+        (Some(-30), Some("refund"))
+    );
+    assert!(adjust["created_at_ms"].as_i64().unwrap() > 0);
     app.stop().await;
 }
 

@@ -37,7 +37,7 @@ use crate::config::Config;
 pub use error::StoreError;
 pub use outbox::{BALANCE_UPDATED, BalanceUpdated, OutboxEvent, RelayError};
 pub use replicas::{ReadConsistency, ReplicaStatus};
-pub use shards::ShardAssignment;
+pub use shards::{AuditEntry, ShardAssignment};
 pub use tokens::{NewToken, TokenInfo};
 pub use wallets::{
     EntryKind, HistoryPage, LedgerEntry, MoneyCommand, Outcome, Refusal, Wallet, WalletRead,
