@@ -11,6 +11,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use futures::FutureExt;
+use std::panic::AssertUnwindSafe;
 use tokio::sync::oneshot;
 
 use crate::domain::UserId;
@@ -83,7 +85,15 @@ impl WalletService {
     async fn lead(&self, user: UserId, first: Pending) {
         let mut batch = vec![first];
         loop {
-            self.run_batch(&user, batch).await;
+            // A panic in one batch drops its replies (its callers get an
+            // error) but must not leave this user's queue wedged.
+            if AssertUnwindSafe(self.run_batch(&user, batch))
+                .catch_unwind()
+                .await
+                .is_err()
+            {
+                tracing::error!(user = %user, "a wallet batch panicked; its requests failed");
+            }
             let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
             let Some(waiting) = queues.get_mut(&user) else {
                 return;

@@ -130,15 +130,18 @@ impl Store {
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()
             .map_err(|e| RelayError::Store(e.into()))?;
-        let (first, last, n) = (events[0].id, events[events.len() - 1].id, events.len());
+        // Mark exactly the rows this relay locked and published: another
+        // relay may hold ids in between (SKIP LOCKED), and if its publish
+        // fails those must stay unsent. The ids are integers read just above.
+        let ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
+        let n = events.len();
         publish(events).await.map_err(RelayError::Publish)?;
-        sqlx::query(
-            "UPDATE outbox SET sent_at_ms = $1 WHERE id >= $2 AND id <= $3 AND sent_at_ms IS NULL",
-        )
+        sqlx::query(&format!(
+            "UPDATE outbox SET sent_at_ms = $1 WHERE id IN ({})",
+            ids.join(",")
+        ))
         .persistent(false)
         .bind(now_ms())
-        .bind(first)
-        .bind(last)
         .execute(&mut *tx)
         .await
         .map_err(|e| RelayError::Store(e.into()))?;
