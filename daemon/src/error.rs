@@ -12,7 +12,7 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::Value;
 use walletctl_core::domain::ParseError;
 use walletctl_core::store::StoreError;
 
@@ -52,7 +52,7 @@ impl ApiError {
     /// 400 for a value that failed its domain type.
     pub fn invalid(e: ParseError) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
-            .with_details(json!({ "field": e.field }))
+            .with_details(serde_json::json!({ "field": e.field }))
     }
 
     /// 401.
@@ -75,13 +75,36 @@ impl ApiError {
     }
 }
 
+/// The error body every 4xx and 5xx carries.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, for programs: e.g. `insufficient_funds`, `idempotency_key_reused`.
+    #[schema(example = "insufficient_funds")]
+    pub code: &'static str,
+    /// For people.
+    pub message: String,
+    /// Structured facts, when there are any (e.g. the balance a refusal saw).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({ "code": self.code, "message": self.message });
-        if let Some(d) = self.details {
-            body["details"] = d;
-        }
-        let mut res = (self.status, Json(json!({ "error": body }))).into_response();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+                details: self.details,
+            },
+        };
+        let mut res = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -17,7 +17,17 @@ use crate::config::PostgresConfig;
 use crate::domain::UserId;
 
 /// How fresh a balance read must be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ReadConsistency {
     /// A replica of the user's region; may trail the primary by milliseconds.

@@ -9,7 +9,7 @@ use super::{ReadConsistency, Store, StoreError, now_ms};
 use crate::domain::{IdempotencyKey, MAX_BALANCE, Region, UserId};
 
 /// What a ledger entry records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EntryKind {
     /// A top-up.
@@ -75,7 +75,7 @@ pub struct WalletRead {
 }
 
 /// One immutable ledger entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LedgerEntry {
     /// Increasing id; the history cursor.
     pub id: i64,
@@ -164,7 +164,7 @@ impl MoneyCommand {
 }
 
 /// A page of history, newest first.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HistoryPage {
     /// The entries.
     pub entries: Vec<LedgerEntry>,

@@ -13,6 +13,12 @@ conformance!(every_service_is_live_ready_and_measured, |env| {
     let text = app.metrics().await;
     assert!(text.contains("http_requests_total"), "metrics: {text}");
     assert!(text.contains("service=\"wallet\""), "metrics: {text}");
+    let (s, doc) = app.get("/openapi.json").await;
+    assert_eq!(s, 200);
+    assert!(
+        doc["paths"]["/wallet/{user_id}/deduct"]["post"].is_object(),
+        "{doc}"
+    );
     let (s, b) = app.get("/no/such/route").await;
     assert_eq!((s, b["error"]["code"].as_str()), (404, Some("not_found")));
     app.stop().await;

@@ -9,53 +9,74 @@ use walletctl_core::store::{
     EntryKind, LedgerEntry, MoneyCommand, Outcome, ReadConsistency, Refusal, Wallet,
 };
 
+use walletctl_core::store::HistoryPage;
+
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery, UserPath, idempotency_key};
 use crate::state::AppState;
 
 /// The longest `reason` or `reference` accepted.
 const MAX_TEXT: usize = 500;
 
-#[derive(Debug, Deserialize)]
+/// A new wallet.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateBody {
+    /// The shard key: 1–32 characters of `A-Z 0-9 _`.
+    #[schema(value_type = String, example = "SOUTH_EAST")]
     region: Region,
 }
 
-#[derive(Debug, Deserialize)]
+/// A deduction or a credit.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct MoveBody {
+    /// Minor units, `1 ..= 10^15`.
+    #[schema(value_type = i64, minimum = 1, maximum = 1_000_000_000_000_000_i64)]
     amount: Amount,
+    /// Why, up to 500 characters.
     reason: Option<String>,
+    /// Your reference (e.g. an order id), up to 500 characters.
     reference: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// An operator adjustment.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AdjustBody {
+    /// Signed minor units, non-zero, within `±10^15`.
+    #[schema(value_type = i64, minimum = -1_000_000_000_000_000_i64, maximum = 1_000_000_000_000_000_i64)]
     amount: SignedAmount,
+    /// Why: required, recorded in the audit trail.
     reason: String,
+    /// Your reference.
     reference: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ReadQuery {
+    /// `replica` (default: the region's replica) or `strong` (synchronous standby or primary).
     #[serde(default)]
     consistency: ReadConsistency,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct HistoryQuery {
+    /// Entries per page, 1–500 (default 50).
     limit: Option<u32>,
+    /// Entries with ids below this: the previous page's `next_before`.
     before: Option<i64>,
+    /// As for balances.
     #[serde(default)]
     consistency: ReadConsistency,
 }
 
 /// A wallet as the API shows it.
-#[derive(Debug, Serialize)]
-struct WalletBody {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct WalletBody {
     user_id: String,
     region: String,
     balance: i64,
@@ -90,6 +111,17 @@ fn text(field: &'static str, value: Option<String>) -> Result<Option<String>, Ap
     }
 }
 
+#[utoipa::path(post, path = "/wallet/{user_id}", tag = "wallet", security(("bearer" = [])),
+    description = "Create an empty wallet in a region. Scope: credit.",
+    params(("user_id" = String, Path, description = "1-64 characters of A-Z a-z 0-9 _ - .")), request_body = CreateBody,
+    responses((status = 201, description = "Created", body = WalletBody),
+        (status = 409, description = "A wallet for this user exists", body = ErrorBody),
+        (status = 422, description = "Invalid body", body = ErrorBody),
+        (status = 400, description = "Malformed request", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token lacks the scope", body = ErrorBody),
+        (status = 404, description = "No wallet for this user", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody)))]
 pub(super) async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -105,6 +137,15 @@ pub(super) async fn create(
     Ok((StatusCode::CREATED, Json(WalletBody::new(wallet, None))).into_response())
 }
 
+#[utoipa::path(get, path = "/wallet/{user_id}/balance", tag = "wallet", security(("bearer" = [])),
+    description = "Read a balance. Scope: read. The x-read-source header names the node that answered.",
+    params(("user_id" = String, Path, description = "1-64 characters of A-Z a-z 0-9 _ - ."), ReadQuery),
+    responses((status = 200, description = "The wallet", body = WalletBody),
+        (status = 400, description = "Malformed request", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token lacks the scope", body = ErrorBody),
+        (status = 404, description = "No wallet for this user", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody)))]
 pub(super) async fn balance(
     State(state): State<AppState>,
     caller: Caller,
@@ -121,6 +162,17 @@ pub(super) async fn balance(
     Ok(res)
 }
 
+#[utoipa::path(post, path = "/wallet/{user_id}/deduct", tag = "wallet", security(("bearer" = [])),
+    description = "Deduct atomically; never below zero. Scope: deduct.",
+    params(("user_id" = String, Path, description = "1-64 characters of A-Z a-z 0-9 _ - ."), ("Idempotency-Key" = String, Header, description = "Unique per logical request; reuse it to retry")), request_body = MoveBody,
+    responses((status = 200, description = "Applied, or replayed (replayed: true)", body = MoveResponse),
+        (status = 409, description = "Refused (insufficient_funds, balance_limit_exceeded); nothing changed", body = ErrorBody),
+        (status = 422, description = "Invalid body, or the key was used with another request", body = ErrorBody),
+        (status = 400, description = "Malformed request", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token lacks the scope", body = ErrorBody),
+        (status = 404, description = "No wallet for this user", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody)))]
 pub(super) async fn deduct(
     state: State<AppState>,
     caller: Caller,
@@ -143,6 +195,17 @@ pub(super) async fn deduct(
     .await
 }
 
+#[utoipa::path(post, path = "/wallet/{user_id}/credit", tag = "wallet", security(("bearer" = [])),
+    description = "Top up. Scope: credit.",
+    params(("user_id" = String, Path, description = "1-64 characters of A-Z a-z 0-9 _ - ."), ("Idempotency-Key" = String, Header, description = "Unique per logical request; reuse it to retry")), request_body = MoveBody,
+    responses((status = 200, description = "Applied, or replayed (replayed: true)", body = MoveResponse),
+        (status = 409, description = "Refused (insufficient_funds, balance_limit_exceeded); nothing changed", body = ErrorBody),
+        (status = 422, description = "Invalid body, or the key was used with another request", body = ErrorBody),
+        (status = 400, description = "Malformed request", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token lacks the scope", body = ErrorBody),
+        (status = 404, description = "No wallet for this user", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody)))]
 pub(super) async fn credit(
     state: State<AppState>,
     caller: Caller,
@@ -165,6 +228,17 @@ pub(super) async fn credit(
     .await
 }
 
+#[utoipa::path(post, path = "/wallet/{user_id}/adjust", tag = "wallet", security(("bearer" = [])),
+    description = "Operator adjustment, either sign, with a reason; audited. Scope: adjust.",
+    params(("user_id" = String, Path, description = "1-64 characters of A-Z a-z 0-9 _ - ."), ("Idempotency-Key" = String, Header, description = "Unique per logical request; reuse it to retry")), request_body = AdjustBody,
+    responses((status = 200, description = "Applied, or replayed (replayed: true)", body = MoveResponse),
+        (status = 409, description = "Refused (insufficient_funds, balance_limit_exceeded); nothing changed", body = ErrorBody),
+        (status = 422, description = "Invalid body, or the key was used with another request", body = ErrorBody),
+        (status = 400, description = "Malformed request", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token lacks the scope", body = ErrorBody),
+        (status = 404, description = "No wallet for this user", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody)))]
 pub(super) async fn adjust(
     state: State<AppState>,
     caller: Caller,
@@ -235,8 +309,8 @@ fn record(kind: EntryKind, outcome: &Outcome) {
 }
 
 /// A money movement's answer: 200 with the entry, or 409 with the refusal.
-#[derive(Debug, Serialize)]
-struct MoveResponse {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct MoveResponse {
     entry: LedgerEntry,
     balance: i64,
     replayed: bool,
@@ -281,6 +355,15 @@ fn money_response(outcome: Outcome) -> Result<Response, ApiError> {
     }
 }
 
+#[utoipa::path(get, path = "/wallet/{user_id}/history", tag = "wallet", security(("bearer" = [])),
+    description = "Ledger entries, newest first. Scope: read.",
+    params(("user_id" = String, Path, description = "1-64 characters of A-Z a-z 0-9 _ - ."), HistoryQuery),
+    responses((status = 200, description = "A page", body = HistoryPage),
+        (status = 400, description = "Malformed request", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token lacks the scope", body = ErrorBody),
+        (status = 404, description = "No wallet for this user", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody)))]
 pub(super) async fn history(
     State(state): State<AppState>,
     caller: Caller,

@@ -8,6 +8,28 @@ use axum::routing::{get, post};
 
 use crate::state::AppState;
 
+/// The wallet service's OpenAPI document, served at `/openapi.json` and kept in `docs/openapi.json`.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "walletctl wallet service", description = "Balances, deductions, credits, adjustments and history. See docs/api.md."),
+    paths(handlers::create, handlers::balance, handlers::deduct, handlers::credit, handlers::adjust, handlers::history),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
 /// The wallet routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -20,4 +42,40 @@ pub fn routes() -> Router<AppState> {
         .route("/wallet/{user_id}/credit", post(handlers::credit))
         .route("/wallet/{user_id}/adjust", post(handlers::adjust))
         .route("/wallet/{user_id}/history", get(handlers::history))
+        .route(
+            "/openapi.json",
+            get(|| async { axum::Json(<ApiDoc as utoipa::OpenApi>::openapi()) }),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    /// `docs/openapi.json` is the API's published contract: it must match the
+    /// code. Regenerate with `UPDATE_SNAPSHOTS=1 cargo test -p walletctl-daemon`.
+    #[test]
+    fn the_committed_openapi_document_matches_the_code() {
+        let doc = <super::ApiDoc as utoipa::OpenApi>::openapi()
+            .to_pretty_json()
+            .expect("serialisable")
+            + "\n";
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json");
+        if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+            std::fs::write(path, &doc).expect("write docs/openapi.json");
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == doc,
+            "docs/openapi.json is out of date; run UPDATE_SNAPSHOTS=1 cargo test -p walletctl-daemon and review the diff"
+        );
+        for route in [
+            "/wallet/{user_id}/deduct",
+            "/wallet/{user_id}/balance",
+            "/wallet/{user_id}/history",
+        ] {
+            assert!(
+                doc.contains(&format!("\"{route}\"")),
+                "{route} is documented"
+            );
+        }
+    }
 }
