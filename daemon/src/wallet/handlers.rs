@@ -117,11 +117,7 @@ fn text(field: &'static str, value: Option<String>) -> Result<Option<String>, Ap
     responses((status = 201, description = "Created", body = WalletBody),
         (status = 409, description = "A wallet for this user exists", body = ErrorBody),
         (status = 422, description = "Invalid body", body = ErrorBody),
-        (status = 400, description = "Malformed request", body = ErrorBody),
-        (status = 401, description = "No valid bearer token", body = ErrorBody),
-        (status = 403, description = "The token lacks the scope", body = ErrorBody),
-        (status = 404, description = "No wallet for this user", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody)))]
+        Errors))]
 pub(super) async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -141,11 +137,7 @@ pub(super) async fn create(
     description = "Read a balance. Scope: read. The x-read-source header names the node that answered.",
     params(("user_id" = String, Path, description = "1-64 characters of A-Z a-z 0-9 _ - ."), ReadQuery),
     responses((status = 200, description = "The wallet", body = WalletBody),
-        (status = 400, description = "Malformed request", body = ErrorBody),
-        (status = 401, description = "No valid bearer token", body = ErrorBody),
-        (status = 403, description = "The token lacks the scope", body = ErrorBody),
-        (status = 404, description = "No wallet for this user", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody)))]
+        Errors))]
 pub(super) async fn balance(
     State(state): State<AppState>,
     caller: Caller,
@@ -165,14 +157,7 @@ pub(super) async fn balance(
 #[utoipa::path(post, path = "/wallet/{user_id}/deduct", tag = "wallet", security(("bearer" = [])),
     description = "Deduct atomically; never below zero. Scope: deduct.",
     params(("user_id" = String, Path, description = "1-64 characters of A-Z a-z 0-9 _ - ."), ("Idempotency-Key" = String, Header, description = "Unique per logical request; reuse it to retry")), request_body = MoveBody,
-    responses((status = 200, description = "Applied, or replayed (replayed: true)", body = MoveResponse),
-        (status = 409, description = "Refused (insufficient_funds, balance_limit_exceeded); nothing changed", body = ErrorBody),
-        (status = 422, description = "Invalid body, or the key was used with another request", body = ErrorBody),
-        (status = 400, description = "Malformed request", body = ErrorBody),
-        (status = 401, description = "No valid bearer token", body = ErrorBody),
-        (status = 403, description = "The token lacks the scope", body = ErrorBody),
-        (status = 404, description = "No wallet for this user", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody)))]
+    responses(MoneyAnswers, Errors))]
 pub(super) async fn deduct(
     state: State<AppState>,
     caller: Caller,
@@ -198,14 +183,7 @@ pub(super) async fn deduct(
 #[utoipa::path(post, path = "/wallet/{user_id}/credit", tag = "wallet", security(("bearer" = [])),
     description = "Top up. Scope: credit.",
     params(("user_id" = String, Path, description = "1-64 characters of A-Z a-z 0-9 _ - ."), ("Idempotency-Key" = String, Header, description = "Unique per logical request; reuse it to retry")), request_body = MoveBody,
-    responses((status = 200, description = "Applied, or replayed (replayed: true)", body = MoveResponse),
-        (status = 409, description = "Refused (insufficient_funds, balance_limit_exceeded); nothing changed", body = ErrorBody),
-        (status = 422, description = "Invalid body, or the key was used with another request", body = ErrorBody),
-        (status = 400, description = "Malformed request", body = ErrorBody),
-        (status = 401, description = "No valid bearer token", body = ErrorBody),
-        (status = 403, description = "The token lacks the scope", body = ErrorBody),
-        (status = 404, description = "No wallet for this user", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody)))]
+    responses(MoneyAnswers, Errors))]
 pub(super) async fn credit(
     state: State<AppState>,
     caller: Caller,
@@ -231,14 +209,7 @@ pub(super) async fn credit(
 #[utoipa::path(post, path = "/wallet/{user_id}/adjust", tag = "wallet", security(("bearer" = [])),
     description = "Operator adjustment, either sign, with a reason; audited. Scope: adjust.",
     params(("user_id" = String, Path, description = "1-64 characters of A-Z a-z 0-9 _ - ."), ("Idempotency-Key" = String, Header, description = "Unique per logical request; reuse it to retry")), request_body = AdjustBody,
-    responses((status = 200, description = "Applied, or replayed (replayed: true)", body = MoveResponse),
-        (status = 409, description = "Refused (insufficient_funds, balance_limit_exceeded); nothing changed", body = ErrorBody),
-        (status = 422, description = "Invalid body, or the key was used with another request", body = ErrorBody),
-        (status = 400, description = "Malformed request", body = ErrorBody),
-        (status = 401, description = "No valid bearer token", body = ErrorBody),
-        (status = 403, description = "The token lacks the scope", body = ErrorBody),
-        (status = 404, description = "No wallet for this user", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody)))]
+    responses(MoneyAnswers, Errors))]
 pub(super) async fn adjust(
     state: State<AppState>,
     caller: Caller,
@@ -308,6 +279,48 @@ fn record(kind: EntryKind, outcome: &Outcome) {
         .increment(1);
 }
 
+/// The answers every wallet route may give besides its own (OpenAPI only).
+#[derive(utoipa::IntoResponses)]
+#[allow(
+    dead_code,
+    reason = "describes responses for the OpenAPI document; never built"
+)]
+pub(super) enum Errors {
+    /// Malformed request.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// No valid bearer token.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// The token lacks the scope.
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// No wallet for this user.
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// The database is unavailable: retry with the same Idempotency-Key.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
+/// The answers of a money movement (OpenAPI only).
+#[derive(utoipa::IntoResponses)]
+#[allow(
+    dead_code,
+    reason = "describes responses for the OpenAPI document; never built"
+)]
+pub(super) enum MoneyAnswers {
+    /// Applied, or replayed (`replayed: true`, header `idempotent-replayed: true`).
+    #[response(status = 200)]
+    Applied(MoveResponse),
+    /// Refused (`insufficient_funds`, `balance_limit_exceeded`); nothing changed.
+    #[response(status = 409)]
+    Refused(ErrorBody),
+    /// Invalid body, or the key was used with another request (`idempotency_key_reused`).
+    #[response(status = 422)]
+    Invalid(ErrorBody),
+}
+
 /// A money movement's answer: 200 with the entry, or 409 with the refusal.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct MoveResponse {
@@ -359,11 +372,7 @@ fn money_response(outcome: Outcome) -> Result<Response, ApiError> {
     description = "Ledger entries, newest first. Scope: read.",
     params(("user_id" = String, Path, description = "1-64 characters of A-Z a-z 0-9 _ - ."), HistoryQuery),
     responses((status = 200, description = "A page", body = HistoryPage),
-        (status = 400, description = "Malformed request", body = ErrorBody),
-        (status = 401, description = "No valid bearer token", body = ErrorBody),
-        (status = 403, description = "The token lacks the scope", body = ErrorBody),
-        (status = 404, description = "No wallet for this user", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody)))]
+        Errors))]
 pub(super) async fn history(
     State(state): State<AppState>,
     caller: Caller,

@@ -13,6 +13,13 @@ use crate::state::AppState;
 #[openapi(
     info(title = "walletctl wallet service", description = "Balances, deductions, credits, adjustments and history. See docs/api.md."),
     paths(handlers::create, handlers::balance, handlers::deduct, handlers::credit, handlers::adjust, handlers::history),
+    // Bodies named only through IntoResponses are not collected on their own.
+    components(schemas(
+        handlers::MoveResponse,
+        crate::error::ErrorBody,
+        crate::error::ErrorDetail,
+        walletctl_core::store::ReadConsistency
+    )),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -75,6 +82,15 @@ mod tests {
             assert!(
                 doc.contains(&format!("\"{route}\"")),
                 "{route} is documented"
+            );
+        }
+        // Every reference resolves to a schema in the document.
+        let value: serde_json::Value = serde_json::from_str(&doc).expect("valid JSON");
+        for part in doc.split("\"#/components/schemas/").skip(1) {
+            let name = part.split('"').next().unwrap_or_default();
+            assert!(
+                value["components"]["schemas"][name].is_object(),
+                "dangling $ref to {name}"
             );
         }
     }
