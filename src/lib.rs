@@ -1,18 +1,23 @@
-//! walletctl's core: domain types, configuration, the ports (event log,
-//! per-user lock) with their embedded and distributed adapters, the wallet
-//! store, and the wallet service that ties them together.
+//! walletctl's core, laid out by area:
+//!
+//! * [`domain`]: parsed types shared by every area (ids, money);
+//! * [`platform`]: what several areas share (SQL, auth, audit, Redis, MongoDB);
+//! * [`events`] and [`lock`]: the ports, each with its embedded and
+//!   distributed adapter side by side;
+//! * [`wallet`]: one area (model, service, store, events);
+//! * [`app`]: the composition root that opens the backends.
 //!
 //! The HTTP services live in `walletctl-daemon`; the binary in `walletctl`.
 
-pub mod backends;
+pub mod app;
 pub mod config;
 pub mod domain;
 pub mod events;
 pub mod lock;
-pub mod store;
+pub mod platform;
 pub mod wallet;
 
-pub use backends::{Backends, Probe};
+pub use app::{Backends, Probe};
 pub use config::Config;
 
 /// Milliseconds since the Unix epoch.

@@ -2,7 +2,7 @@
 
 use clap::Args;
 use tabled::Tabled;
-use walletctl_core::store::Store;
+use walletctl_core::platform::sql::Store;
 
 use crate::GlobalOpts;
 use crate::output::{OutputOpts, print};

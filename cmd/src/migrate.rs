@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use tabled::Tabled;
-use walletctl_core::store::Store;
+use walletctl_core::platform::sql::Store;
 
 use crate::GlobalOpts;
 use crate::output::{OutputOpts, print};

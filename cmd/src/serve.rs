@@ -42,7 +42,7 @@ async fn bind(addr: SocketAddr, name: &str) -> anyhow::Result<TcpListener> {
 /// Runs `serve`.
 pub async fn run(g: &GlobalOpts, opts: Opts) -> anyhow::Result<()> {
     let config = g.load_config()?;
-    walletctl_daemon::telemetry::init_tracing(&config.log);
+    walletctl_daemon::http::telemetry::init_tracing(&config.log);
     let on = |s: ServiceArg| opts.only.is_empty() || opts.only.contains(&s);
     let listen = config.listen.clone();
     let listeners = Listeners {

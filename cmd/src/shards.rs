@@ -4,7 +4,7 @@ use clap::Subcommand;
 use serde::Serialize;
 use tabled::Tabled;
 use walletctl_core::domain::Region;
-use walletctl_core::store::Store;
+use walletctl_core::platform::sql::Store;
 
 use crate::output::{OutputOpts, print};
 use crate::{GlobalOpts, UsageError};

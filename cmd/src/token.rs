@@ -1,8 +1,8 @@
 //! `walletctl token`: API tokens, written straight to the store.
 
 use clap::Subcommand;
-use walletctl_core::domain::Scopes;
-use walletctl_core::store::Store;
+use walletctl_core::platform::auth::Scopes;
+use walletctl_core::platform::sql::Store;
 
 use crate::output::{Format, OutputOpts};
 use crate::{GlobalOpts, UsageError};
@@ -17,6 +17,9 @@ pub enum Cmd {
         /// Scopes, comma-separated: read, deduct, credit, adjust.
         #[arg(long, default_value = "read")]
         scopes: String,
+        /// Who is doing this, for the audit trail.
+        #[arg(long, env = "USER", default_value = "operator")]
+        actor: String,
         #[command(flatten)]
         out: OutputOpts,
     },
@@ -24,6 +27,9 @@ pub enum Cmd {
     Revoke {
         /// The token's name.
         name: String,
+        /// Who is doing this, for the audit trail.
+        #[arg(long, env = "USER", default_value = "operator")]
+        actor: String,
     },
 }
 
@@ -34,9 +40,14 @@ pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
     store.migrate().await?;
     let result = async {
         match cmd {
-            Cmd::Create { name, scopes, out } => {
+            Cmd::Create {
+                name,
+                scopes,
+                actor,
+                out,
+            } => {
                 let scopes = Scopes::parse(&scopes).map_err(|e| UsageError(e.to_string()))?;
-                let t = store.create_token(&name, &scopes).await?;
+                let t = store.create_token(&name, &scopes, &actor).await?;
                 match out.format {
                     Format::Json => println!(
                         "{}",
@@ -49,8 +60,8 @@ pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
                 }
                 Ok(())
             }
-            Cmd::Revoke { name } => {
-                if store.revoke_token(&name).await? {
+            Cmd::Revoke { name, actor } => {
+                if store.revoke_token(&name, &actor).await? {
                     println!("revoked {name}");
                     Ok(())
                 } else {

@@ -1,11 +1,10 @@
 //! What every handler shares.
 
-use std::sync::Arc;
-
 use walletctl_core::Backends;
 use walletctl_core::wallet::WalletService;
 
-use crate::auth::TokenCache;
+use crate::http::auth::{AuthState, Authenticator};
+use crate::http::health::ReadinessCache;
 
 /// Shared state of the services. Cheap to clone.
 #[derive(Clone)]
@@ -14,8 +13,10 @@ pub struct AppState {
     pub backends: Backends,
     /// The wallet service.
     pub wallet: WalletService,
-    /// Checked bearer tokens, kept briefly.
-    pub tokens: Arc<TokenCache>,
+    /// Checks bearer tokens.
+    pub auth: Authenticator,
+    /// The last readiness answer of each service, kept briefly.
+    pub readiness: ReadinessCache,
 }
 
 impl AppState {
@@ -23,8 +24,15 @@ impl AppState {
     pub fn new(backends: Backends) -> Self {
         AppState {
             wallet: backends.wallet_service(),
-            tokens: Arc::new(TokenCache::default()),
+            auth: Authenticator::new(backends.store.clone()),
+            readiness: ReadinessCache::default(),
             backends,
         }
+    }
+}
+
+impl AuthState for AppState {
+    fn authenticator(&self) -> &Authenticator {
+        &self.auth
     }
 }

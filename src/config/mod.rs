@@ -94,6 +94,12 @@ pub struct WalletConfig {
     pub relay_interval_ms: u64,
     /// How long a balance read trusts a replica's health before probing again, in milliseconds.
     pub replica_check_ms: u64,
+    /// How long a request may take before it is answered `503 outcome_unknown`
+    /// (a money command already queued still completes), in milliseconds.
+    pub request_timeout_ms: u64,
+    /// The most money commands one user may have waiting; more are answered
+    /// `503 overloaded` with `Retry-After`, and nothing changes.
+    pub max_queue_per_user: usize,
 }
 
 /// PostgreSQL: the primary (normally through PgBouncer) and replicas per region.
@@ -113,6 +119,11 @@ pub struct PostgresConfig {
     /// Unset leaves the server's setting.
     #[serde(default)]
     pub synchronous_commit: Option<String>,
+    /// Allows `synchronous_commit = "off"` or `"local"` for money transactions.
+    /// Both can lose an acknowledged write when the primary fails, so they
+    /// are refused unless this says so explicitly.
+    #[serde(default)]
+    pub allow_unsafe_commit: bool,
     /// The replica that is a synchronous standby; strong reads go there.
     #[serde(default)]
     pub sync_replica: Option<String>,
@@ -167,6 +178,14 @@ pub struct KafkaConfig {
     /// Partitions of the topics walletctl creates.
     #[serde(default = "default_partitions")]
     pub partitions: i32,
+    /// Replication factor of the topics walletctl creates: 1 for a single
+    /// broker; 3 (with the broker's `min.insync.replicas = 2`) in production.
+    #[serde(default = "default_replication")]
+    pub replication_factor: i32,
+}
+
+fn default_replication() -> i32 {
+    1
 }
 
 fn default_mongo_db() -> String {
@@ -206,6 +225,8 @@ impl Default for Config {
                 lock_wait_ms: 1_000,
                 relay_interval_ms: 200,
                 replica_check_ms: 1_000,
+                request_timeout_ms: 10_000,
+                max_queue_per_user: 1_024,
             },
             postgres: None,
             redis: None,
@@ -314,6 +335,17 @@ impl Config {
                     format!("{level:?} is not one of on, off, local, remote_write, remote_apply"),
                 );
             }
+            if let Some(level) = &pg.synchronous_commit
+                && ["off", "local"].contains(&level.as_str())
+                && !pg.allow_unsafe_commit
+            {
+                return bad(
+                    "postgres.synchronous_commit",
+                    format!(
+                        "{level:?} can lose an acknowledged payment if the primary fails; set postgres.allow_unsafe_commit = true to accept that"
+                    ),
+                );
+            }
             for (region, replicas) in &pg.regions {
                 if let Err(e) = crate::domain::Region::parse(&region.to_ascii_uppercase()) {
                     return bad(&format!("postgres.regions.{region}"), e.to_string());
@@ -332,6 +364,14 @@ impl Config {
             && kafka.partitions < 1
         {
             return bad("kafka.partitions", "must be at least 1".into());
+        }
+        if let Some(kafka) = &self.kafka
+            && kafka.replication_factor < 1
+        {
+            return bad("kafka.replication_factor", "must be at least 1".into());
+        }
+        if self.wallet.max_queue_per_user == 0 {
+            return bad("wallet.max_queue_per_user", "must be at least 1".into());
         }
         if self.wallet.lock_ttl_ms == 0 {
             return bad("wallet.lock_ttl_ms", "must be at least 1".into());

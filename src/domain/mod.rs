@@ -3,11 +3,9 @@
 
 mod amount;
 mod ids;
-mod scope;
 
 pub use amount::{Amount, Balance, MAX_AMOUNT, MAX_BALANCE, SignedAmount};
 pub use ids::{IdempotencyKey, Region, UserId};
-pub use scope::{Scope, Scopes};
 
 /// Why a raw value was refused. The message is safe to show to a caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

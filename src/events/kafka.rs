@@ -60,7 +60,13 @@ impl EventLog for KafkaLog {
         let names: Vec<String> = topic::ALL.iter().map(|t| self.physical(t)).collect();
         let new: Vec<NewTopic<'_>> = names
             .iter()
-            .map(|n| NewTopic::new(n, self.config.partitions, TopicReplication::Fixed(1)))
+            .map(|n| {
+                NewTopic::new(
+                    n,
+                    self.config.partitions,
+                    TopicReplication::Fixed(self.config.replication_factor),
+                )
+            })
             .collect();
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
         let results = admin

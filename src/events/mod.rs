@@ -5,6 +5,7 @@
 
 mod embedded;
 mod kafka;
+pub mod outbox;
 
 use async_trait::async_trait;
 

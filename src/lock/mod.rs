@@ -12,7 +12,7 @@ mod redis;
 use async_trait::async_trait;
 
 pub use memory::MemoryLocks;
-pub use redis::{RedisHandle, RedisLocks};
+pub use redis::RedisLocks;
 
 use crate::domain::UserId;
 

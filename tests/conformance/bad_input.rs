@@ -211,7 +211,8 @@ conformance!(
             .store
             .create_token(
                 "reader",
-                &walletctl_core::domain::Scopes::parse("read").unwrap(),
+                &walletctl_core::platform::auth::Scopes::parse("read").unwrap(),
+                "test",
             )
             .await
             .unwrap();
@@ -238,7 +239,7 @@ conformance!(
             );
         }
         // A revoked token stops working (the cache only holds known-good tokens briefly).
-        backends.store.revoke_token("reader").await.unwrap();
+        backends.store.revoke_token("reader", "test").await.unwrap();
 
         assert_eq!(app.balance(&u).await, 500, "nothing changed");
         let (_, history_after) = app

@@ -3,7 +3,8 @@
 
 use harness::conformance;
 use walletctl_core::domain::{IdempotencyKey, Region, UserId};
-use walletctl_core::store::{EntryKind, MoneyCommand, Refusal, StoreError};
+use walletctl_core::platform::sql::StoreError;
+use walletctl_core::wallet::{EntryKind, MoneyCommand, Refusal};
 
 fn cmd(user: &UserId, delta: i64, key: &str) -> MoneyCommand {
     MoneyCommand {

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use harness::{Mode, TestEnv};
 use walletctl_core::domain::UserId;
-use walletctl_core::lock::{LockError, MemoryLocks, RedisHandle, RedisLocks, UserLocks};
+use walletctl_core::lock::{LockError, MemoryLocks, RedisLocks, UserLocks};
+use walletctl_core::platform::redis::RedisHandle;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_redis_lock_excludes_expires_releases_by_owner_and_fences() {

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use harness::conformance;
 use walletctl_core::events::topic;
-use walletctl_core::store::BalanceUpdated;
+use walletctl_core::wallet::BalanceUpdated;
 
 use super::{amount, key, user};
 

@@ -6,8 +6,10 @@
 use std::sync::Arc;
 
 use harness::{Mode, TestEnv};
-use walletctl_core::domain::{IdempotencyKey, Region, Scopes, UserId};
-use walletctl_core::store::{EntryKind, MoneyCommand, ReadConsistency};
+use walletctl_core::domain::{IdempotencyKey, Region, UserId};
+use walletctl_core::platform::auth::Scopes;
+use walletctl_core::platform::sql::ReadConsistency;
+use walletctl_core::wallet::{EntryKind, MoneyCommand};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_mixed_queries_through_pgbouncer_all_answer_right() {
@@ -27,7 +29,10 @@ async fn concurrent_mixed_queries_through_pgbouncer_all_answer_right() {
     let backends = env.backends().await;
     backends.store.migrate().await.unwrap();
     let store = Arc::new(backends.store.clone());
-    let token = store.create_token("pgb", &Scopes::all()).await.unwrap();
+    let token = store
+        .create_token("pgb", &Scopes::all(), "test")
+        .await
+        .unwrap();
 
     let tasks: Vec<_> = (0..16)
         .map(|t| {

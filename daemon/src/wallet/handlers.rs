@@ -4,16 +4,16 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use walletctl_core::domain::{Amount, Region, Scope, SignedAmount};
-use walletctl_core::store::{
-    EntryKind, LedgerEntry, MoneyCommand, Outcome, ReadConsistency, Refusal, Wallet,
+use walletctl_core::domain::{Amount, Region, SignedAmount};
+use walletctl_core::platform::auth::Scope;
+use walletctl_core::platform::sql::ReadConsistency;
+use walletctl_core::wallet::{
+    EntryKind, HistoryPage, LedgerEntry, MoneyCommand, Outcome, Refusal, Wallet,
 };
 
-use walletctl_core::store::HistoryPage;
-
-use crate::auth::Caller;
-use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, ApiQuery, UserPath, idempotency_key};
+use crate::http::auth::Caller;
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::extract::{ApiJson, ApiQuery, UserPath, idempotency_key};
 use crate::state::AppState;
 
 /// The longest `reason` or `reference` accepted.
@@ -55,6 +55,7 @@ pub(super) struct AdjustBody {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(super) struct ReadQuery {
     /// `replica` (default: the region's replica) or `strong` (synchronous standby or primary).
@@ -63,10 +64,12 @@ pub(super) struct ReadQuery {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(super) struct HistoryQuery {
     /// Entries per page, 1–500 (default 50).
-    limit: Option<u32>,
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<i64>,
     /// Entries with ids below this: the previous page's `next_before`.
     before: Option<i64>,
     /// As for balances.
@@ -105,6 +108,11 @@ fn text(field: &'static str, value: Option<String>) -> Result<Option<String>, Ap
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_request",
             format!("{field}: must be at most {MAX_TEXT} characters"),
+        )),
+        Some(v) if v.chars().any(char::is_control) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            format!("{field}: must not contain control characters"),
         )),
         Some(v) if v.trim().is_empty() => Ok(None),
         other => Ok(other),
@@ -266,7 +274,7 @@ async fn move_money(
     };
     let outcome = state.wallet.apply(cmd).await?;
     record(kind, &outcome);
-    money_response(outcome)
+    money_response(outcome, caller.has(Scope::Read))
 }
 
 fn record(kind: EntryKind, outcome: &Outcome) {
@@ -329,7 +337,10 @@ pub(super) struct MoveResponse {
     replayed: bool,
 }
 
-fn money_response(outcome: Outcome) -> Result<Response, ApiError> {
+/// The answer to a money command. A refusal tells the balance it saw only to
+/// a caller that may read balances: a `deduct`-only token learns that it was
+/// refused, not how much is there.
+fn money_response(outcome: Outcome, may_read: bool) -> Result<Response, ApiError> {
     match outcome.result {
         Ok(entry) => {
             let mut res = Json(MoveResponse {
@@ -362,6 +373,18 @@ fn money_response(outcome: Outcome) -> Result<Response, ApiError> {
             err.replayed = outcome.replayed;
             if let Some(d) = err.details.as_mut() {
                 d["replayed"] = json!(outcome.replayed);
+                if !may_read && let Some(d) = d.as_object_mut() {
+                    d.remove("balance");
+                    err.message = match err.code {
+                        "insufficient_funds" => {
+                            "the balance is less than the amount asked for; nothing changed".into()
+                        }
+                        _ => {
+                            "this credit would take the balance above the maximum; nothing changed"
+                                .into()
+                        }
+                    };
+                }
             }
             Err(err)
         }
@@ -380,10 +403,20 @@ pub(super) async fn history(
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Read)?;
+    let limit = match q.limit.unwrap_or(50) {
+        n @ 1..=500 => n as u32,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                "limit: must be between 1 and 500",
+            ));
+        }
+    };
     let page = state
         .backends
         .store
-        .history(&user, q.before, q.limit.unwrap_or(50), q.consistency)
+        .history(&user, q.before, limit, q.consistency)
         .await?;
     Ok(Json(page).into_response())
 }

@@ -16,9 +16,9 @@ use crate::state::AppState;
     // Bodies named only through IntoResponses are not collected on their own.
     components(schemas(
         handlers::MoveResponse,
-        crate::error::ErrorBody,
-        crate::error::ErrorDetail,
-        walletctl_core::store::ReadConsistency
+        crate::http::error::ErrorBody,
+        crate::http::error::ErrorDetail,
+        walletctl_core::platform::sql::ReadConsistency
     )),
     modifiers(&BearerAuth)
 )]

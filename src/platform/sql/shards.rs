@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use sqlx::Row;
 
-use super::{ReplicaStatus, Store, StoreError, now_ms};
+use super::{ReplicaStatus, Store, StoreError};
 use crate::domain::Region;
+use crate::now_ms;
 
 /// One row of the map.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -92,7 +93,7 @@ impl Store {
                 .await?;
         }
         let details = serde_json::json!({ "replicas": replicas });
-        super::wallets::audit(
+        crate::platform::audit::record(
             &mut tx,
             actor,
             "shards.assign",
@@ -178,55 +179,5 @@ impl Store {
                 }
             })
             .collect())
-    }
-}
-
-/// One row of the audit trail.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct AuditEntry {
-    /// Increasing id.
-    pub id: i64,
-    /// Who: a token's name, or the operator running the CLI.
-    pub actor: String,
-    /// What: `wallet.create`, `wallet.adjust`, `shards.assign`.
-    pub action: String,
-    /// On what: a user id or a region.
-    pub target: String,
-    /// The details, as JSON text (amount, reason, replicas…).
-    pub details: String,
-    /// When, ms since the epoch.
-    pub created_at_ms: i64,
-}
-
-impl Store {
-    /// The newest audit entries, optionally for one target.
-    pub async fn audit_entries(
-        &self,
-        target: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<AuditEntry>, StoreError> {
-        let mut tx = self.tx(false).await?;
-        let rows = sqlx::query(
-            "SELECT id, actor, action, target, details, created_at_ms FROM audit_log \
-             WHERE ($1 = '' OR target = $1) ORDER BY id DESC LIMIT $2",
-        )
-        .persistent(false)
-        .bind(target.unwrap_or_default())
-        .bind(i64::from(limit.clamp(1, 10_000)))
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditEntry {
-                    id: r.try_get(0)?,
-                    actor: r.try_get(1)?,
-                    action: r.try_get(2)?,
-                    target: r.try_get(3)?,
-                    details: r.try_get(4)?,
-                    created_at_ms: r.try_get(5)?,
-                })
-            })
-            .collect()
     }
 }

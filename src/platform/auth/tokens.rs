@@ -4,8 +4,9 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use super::{Store, StoreError, now_ms};
-use crate::domain::Scopes;
+use super::Scopes;
+use crate::now_ms;
+use crate::platform::sql::{Store, StoreError};
 
 /// A token as the service sees it after checking it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,13 +28,19 @@ pub struct NewToken {
     pub scopes: Scopes,
 }
 
-fn digest(secret: &str) -> String {
+/// The stored form of a secret: its SHA-256, hex.
+pub fn digest(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
 impl Store {
-    /// Creates a token. Names are unique.
-    pub async fn create_token(&self, name: &str, scopes: &Scopes) -> Result<NewToken, StoreError> {
+    /// Creates a token. Names are unique. The creation is audited as `actor`'s.
+    pub async fn create_token(
+        &self,
+        name: &str,
+        scopes: &Scopes,
+        actor: &str,
+    ) -> Result<NewToken, StoreError> {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
         let secret = format!("wct_{}", hex::encode(bytes));
@@ -51,6 +58,9 @@ impl Store {
             Err(e) if StoreError::is_unique_violation(&e) => return Err(StoreError::TokenExists),
             other => other?,
         };
+        let details = serde_json::json!({ "scopes": scopes.to_string() });
+        crate::platform::audit::record(&mut tx, actor, "token.create", name, &details, now_ms())
+            .await?;
         tx.commit().await?;
         Ok(NewToken {
             name: name.to_owned(),
@@ -79,8 +89,8 @@ impl Store {
         }))
     }
 
-    /// Revokes a token by name; false if there was none.
-    pub async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
+    /// Revokes a token by name; false if there was none. Audited as `actor`'s.
+    pub async fn revoke_token(&self, name: &str, actor: &str) -> Result<bool, StoreError> {
         let mut tx = self.tx(false).await?;
         let n = sqlx::query(
             "UPDATE api_tokens SET revoked_at_ms = $1 WHERE name = $2 AND revoked_at_ms IS NULL",
@@ -91,6 +101,18 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        if n == 1 {
+            let details = serde_json::json!({});
+            crate::platform::audit::record(
+                &mut tx,
+                actor,
+                "token.revoke",
+                name,
+                &details,
+                now_ms(),
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(n == 1)
     }

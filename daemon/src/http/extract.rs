@@ -4,7 +4,7 @@ use axum::extract::FromRequest;
 use axum::http::HeaderMap;
 use walletctl_core::domain::{IdempotencyKey, UserId};
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// `axum::Json`, rejecting with [`ApiError`].
 #[derive(Debug, FromRequest)]

@@ -3,16 +3,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use mongodb::bson::doc;
-
 use crate::config::Config;
 use crate::events::{EmbeddedLog, EventLog, KafkaLog};
-use crate::lock::{MemoryLocks, RedisHandle, RedisLocks, UserLocks};
-use crate::store::Store;
+use crate::lock::{MemoryLocks, RedisLocks, UserLocks};
+use crate::platform::mongo::MongoHandle;
+use crate::platform::redis::RedisHandle;
+use crate::platform::sql::{Dialect, Store};
 use crate::wallet::WalletService;
+use anyhow::Context;
 
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one backend may take to answer a readiness probe.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Every backend of one process, opened once and shared.
 #[derive(Clone)]
@@ -27,8 +28,8 @@ pub struct Backends {
     pub locks: Arc<dyn UserLocks>,
     /// Redis, when configured.
     pub redis: Option<RedisHandle>,
-    /// MongoDB, when configured: the client and database name.
-    pub mongo: Option<(mongodb::Client, String)>,
+    /// MongoDB, when configured.
+    pub mongo: Option<MongoHandle>,
 }
 
 /// The outcome of probing one backend.
@@ -88,18 +89,7 @@ impl Backends {
             None => Arc::new(MemoryLocks::new(wait)),
         };
         let mongo = match &config.mongodb {
-            Some(m) => {
-                let mut opts = mongodb::options::ClientOptions::parse(m.url.expose())
-                    .await
-                    .context("parsing mongodb.url")?;
-                opts.server_selection_timeout = Some(PROBE_TIMEOUT);
-                opts.connect_timeout = Some(PROBE_TIMEOUT);
-                opts.app_name = Some("walletctl".into());
-                Some((
-                    mongodb::Client::with_options(opts).context("configuring MongoDB")?,
-                    m.database.clone(),
-                ))
-            }
+            Some(m) => Some(MongoHandle::open(m).await.context("configuring MongoDB")?),
             None => None,
         };
         Ok(Backends {
@@ -114,23 +104,34 @@ impl Backends {
 
     /// The wallet service over these backends.
     pub fn wallet_service(&self) -> WalletService {
-        WalletService::new(self.store.clone(), self.locks.clone())
+        WalletService::new(
+            self.store.clone(),
+            self.locks.clone(),
+            self.config.wallet.max_queue_per_user,
+        )
     }
 
     /// Probes the store: the primary and each replica (replicas are optional:
-    /// reads fall back to the primary).
+    /// reads fall back to the primary), concurrently.
     pub async fn probe_store(&self) -> Vec<Probe> {
         let primary_name = match self.store.dialect() {
-            crate::store::Dialect::Postgres => "postgres_primary",
-            crate::store::Dialect::Sqlite => "embedded_store",
+            Dialect::Postgres => "postgres_primary",
+            Dialect::Sqlite => "embedded_store",
         };
-        let mut out = vec![
-            probe(primary_name, Need::Required, async {
-                self.store.ping_primary().await.map_err(|e| e.to_string())
-            })
-            .await,
-        ];
-        for (name, res) in self.store.ping_replicas().await {
+        let primary = probe(primary_name, Need::Required, async {
+            self.store.ping_primary().await.map_err(|e| e.to_string())
+        });
+        let replicas = tokio::time::timeout(PROBE_TIMEOUT, self.store.ping_replicas());
+        let (primary, replicas) = tokio::join!(primary, replicas);
+        let mut out = vec![primary];
+        let replicas = replicas.unwrap_or_else(|_| {
+            self.store
+                .replica_names()
+                .into_iter()
+                .map(|n| (n, Err(format!("no answer within {PROBE_TIMEOUT:?}"))))
+                .collect()
+        });
+        for (name, res) in replicas {
             out.push(Probe {
                 name: format!("replica:{name}"),
                 ok: res.is_ok(),
@@ -169,22 +170,22 @@ impl Backends {
 
     /// Probes MongoDB, if configured.
     pub async fn probe_mongo(&self, need: Need) -> Option<Probe> {
-        let (client, db) = self.mongo.as_ref()?;
+        let mongo = self.mongo.as_ref()?;
         Some(
             probe("mongodb", need, async {
-                client
-                    .database(db)
-                    .run_command(doc! { "ping": 1 })
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
+                mongo.ping().await.map_err(|e| e.to_string())
             })
             .await,
         )
     }
 }
 
-async fn probe(name: &str, need: Need, check: impl Future<Output = Result<(), String>>) -> Probe {
+/// Runs one probe under [`PROBE_TIMEOUT`].
+pub async fn probe(
+    name: &str,
+    need: Need,
+    check: impl Future<Output = Result<(), String>>,
+) -> Probe {
     let res = match tokio::time::timeout(PROBE_TIMEOUT, check).await {
         Ok(r) => r,
         Err(_) => Err(format!("no answer within {PROBE_TIMEOUT:?}")),

@@ -7,6 +7,12 @@
 //! one transaction, under one lock acquisition, with one commit. Each command
 //! is still accepted or refused on its own. A single request waits for
 //! nobody: a batch of one goes straight through.
+//!
+//! Each user's queue is bounded: past `max_queue` waiting commands a new one
+//! is refused with [`StoreError::Overloaded`] before anything is written. If a
+//! whole batch fails on a database error, its commands are retried one at a
+//! time, so no command's answer depends on another's: idempotency keys make
+//! that safe even when the failed batch may have committed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,9 +21,10 @@ use futures::FutureExt;
 use std::panic::AssertUnwindSafe;
 use tokio::sync::oneshot;
 
+use super::model::{MoneyCommand, Outcome, WalletRead};
 use crate::domain::UserId;
 use crate::lock::{Lease, LockError, UserLocks};
-use crate::store::{MoneyCommand, Outcome, ReadConsistency, Store, StoreError, WalletRead};
+use crate::platform::sql::{ReadConsistency, Store, StoreError};
 
 /// The most commands one transaction applies; the rest wait for the next.
 pub const MAX_BATCH: usize = 256;
@@ -34,15 +41,18 @@ pub struct WalletService {
     locks: Arc<dyn UserLocks>,
     /// Users with a batch in flight, and the commands waiting for the next one.
     queues: Arc<Mutex<HashMap<UserId, Vec<Pending>>>>,
+    /// The most commands one user may have waiting.
+    max_queue: usize,
 }
 
 impl WalletService {
-    /// Ties a store to a lock.
-    pub fn new(store: Store, locks: Arc<dyn UserLocks>) -> Self {
+    /// Ties a store to a lock; at most `max_queue` commands wait per user.
+    pub fn new(store: Store, locks: Arc<dyn UserLocks>, max_queue: usize) -> Self {
         WalletService {
             store,
             locks,
             queues: Arc::default(),
+            max_queue: max_queue.max(1),
         }
     }
 
@@ -59,6 +69,10 @@ impl WalletService {
         let lead = {
             let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
             match queues.get_mut(&user) {
+                Some(waiting) if waiting.len() >= self.max_queue => {
+                    metrics::counter!("wallet_queue_full_total").increment(1);
+                    return Err(StoreError::Overloaded);
+                }
                 Some(waiting) => {
                     waiting.push(pending);
                     None
@@ -75,8 +89,10 @@ impl WalletService {
             let this = self.clone();
             tokio::spawn(async move { this.lead(user, first).await });
         }
+        // A dropped reply means the batch task died (a panic) at a point
+        // where the command may or may not have been committed.
         answer.await.unwrap_or_else(|_| {
-            Err(StoreError::Failed(
+            Err(StoreError::OutcomeUnknown(
                 "the batch applying this command was lost".into(),
             ))
         })
@@ -123,20 +139,26 @@ impl WalletService {
             c.fence = lease.as_ref().map(|l| l.fence);
         }
         let results = self.store.apply_batch(&cmds).await;
+        let results = match results {
+            Ok(results) => results,
+            // Nothing was sent: every command gets the same answer at once.
+            Err(e) if e.is_unavailable() => cmds.iter().map(|_| Err(e.duplicate())).collect(),
+            Err(e) if cmds.len() > 1 => {
+                tracing::warn!(user = %user, error = %e, commands = cmds.len(), "a wallet batch failed; retrying its commands one at a time");
+                metrics::counter!("wallet_batch_retried_total").increment(1);
+                let mut each = Vec::with_capacity(cmds.len());
+                for cmd in &cmds {
+                    each.push(self.store.apply(cmd).await);
+                }
+                each
+            }
+            Err(e) => vec![Err(e)],
+        };
         if let Some(lease) = lease {
             self.locks.release(lease).await;
         }
-        match results {
-            Ok(results) => {
-                for (reply, result) in replies.into_iter().zip(results) {
-                    let _ = reply.send(result);
-                }
-            }
-            Err(e) => {
-                for reply in replies {
-                    let _ = reply.send(Err(e.duplicate()));
-                }
-            }
+        for (reply, result) in replies.into_iter().zip(results) {
+            let _ = reply.send(result);
         }
     }
 

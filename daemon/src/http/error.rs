@@ -14,7 +14,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use walletctl_core::domain::ParseError;
-use walletctl_core::store::StoreError;
+use walletctl_core::platform::sql::StoreError;
 
 /// An error answer.
 #[derive(Debug)]
@@ -29,6 +29,8 @@ pub struct ApiError {
     pub details: Option<Value>,
     /// Whether this is a stored answer to an earlier request with the same key.
     pub replayed: bool,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -40,6 +42,7 @@ impl ApiError {
             message: message.into(),
             details: None,
             replayed: false,
+            retry_after: None,
         }
     }
 
@@ -62,6 +65,24 @@ impl ApiError {
             "unauthorized",
             "send a valid bearer token: Authorization: Bearer <token>",
         )
+    }
+
+    /// 503 `outcome_unknown`: the server cannot tell whether the request took
+    /// effect. Retrying with the same `Idempotency-Key` is safe and tells.
+    pub fn outcome_unknown(cause: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %cause, "outcome unknown");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "outcome_unknown",
+            "the outcome of this request is unknown; retry with the same Idempotency-Key",
+        )
+        .with_retry_after(1)
+    }
+
+    /// Adds a `Retry-After` header, in seconds.
+    pub fn with_retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// 500; the cause is logged, never sent.
@@ -113,6 +134,10 @@ impl IntoResponse for ApiError {
             res.headers_mut()
                 .insert("idempotent-replayed", HeaderValue::from_static("true"));
         }
+        if let Some(seconds) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         res
     }
 }
@@ -150,9 +175,17 @@ impl From<StoreError> for ApiError {
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",
-                    "the database is unavailable; retry with the same Idempotency-Key",
+                    "the database is unavailable; nothing changed; retry with the same Idempotency-Key",
                 )
+                .with_retry_after(1)
             }
+            StoreError::OutcomeUnknown(cause) => ApiError::outcome_unknown(cause),
+            StoreError::Overloaded => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "too many requests are waiting for this wallet; nothing changed; retry later with the same Idempotency-Key",
+            )
+            .with_retry_after(1),
             other => ApiError::internal(other),
         }
     }

@@ -1,176 +1,16 @@
 //! Wallets and money movements: one transaction each, on the primary.
 
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{ReadConsistency, Store, StoreError, now_ms};
-use crate::domain::{IdempotencyKey, MAX_BALANCE, Region, UserId};
-
-/// What a ledger entry records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum EntryKind {
-    /// A top-up.
-    Credit,
-    /// A deduction by a client.
-    Deduct,
-    /// An operator adjustment, either sign.
-    Adjust,
-    /// A charge for ad impressions or clicks.
-    AdCharge,
-}
-
-impl EntryKind {
-    /// The name stored in the ledger.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EntryKind::Credit => "credit",
-            EntryKind::Deduct => "deduct",
-            EntryKind::Adjust => "adjust",
-            EntryKind::AdCharge => "ad_charge",
-        }
-    }
-
-    fn parse(raw: &str) -> Result<Self, sqlx::Error> {
-        Ok(match raw {
-            "credit" => EntryKind::Credit,
-            "deduct" => EntryKind::Deduct,
-            "adjust" => EntryKind::Adjust,
-            "ad_charge" => EntryKind::AdCharge,
-            other => {
-                return Err(sqlx::Error::Decode(
-                    format!("unknown ledger kind {other:?}").into(),
-                ));
-            }
-        })
-    }
-}
-
-/// A wallet as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Wallet {
-    /// The owner.
-    pub user_id: String,
-    /// The shard key.
-    pub region: String,
-    /// Minor units; never negative.
-    pub balance: i64,
-    /// Bumped by every change; events carry it so consumers can drop stale ones.
-    pub version: i64,
-    /// Milliseconds since the epoch.
-    pub created_at_ms: i64,
-    /// Milliseconds since the epoch.
-    pub updated_at_ms: i64,
-}
-
-/// A wallet and where it was read.
-#[derive(Debug, Clone)]
-pub struct WalletRead {
-    /// The wallet.
-    pub wallet: Wallet,
-    /// `embedded`, `primary` or `replica:NAME`.
-    pub source: String,
-}
-
-/// One immutable ledger entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct LedgerEntry {
-    /// Increasing id; the history cursor.
-    pub id: i64,
-    /// The wallet's owner.
-    pub user_id: String,
-    /// What happened.
-    pub kind: EntryKind,
-    /// The signed change in minor units.
-    pub amount: i64,
-    /// The balance right after this entry.
-    pub balance_after: i64,
-    /// The wallet version this entry produced.
-    pub version: i64,
-    /// Why, in the caller's words.
-    pub reason: Option<String>,
-    /// The caller's reference, e.g. an order id.
-    pub reference: Option<String>,
-    /// Who did it: the token's name.
-    pub actor: String,
-    /// Milliseconds since the epoch.
-    pub created_at_ms: i64,
-}
-
-/// A movement of money refused by the rules, with nothing changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "code", rename_all = "snake_case")]
-pub enum Refusal {
-    /// The balance is smaller than the deduction.
-    InsufficientFunds {
-        /// The balance when refused.
-        balance: i64,
-        /// The amount asked for.
-        requested: i64,
-    },
-    /// The credit would take the balance above the maximum.
-    BalanceLimitExceeded {
-        /// The balance when refused.
-        balance: i64,
-        /// The amount asked for.
-        requested: i64,
-    },
-}
-
-/// What a money command came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    /// The new entry, or why nothing changed.
-    pub result: Result<LedgerEntry, Refusal>,
-    /// Whether this is the stored answer to an earlier request with the same key.
-    pub replayed: bool,
-}
-
-/// A request to move money.
-#[derive(Debug, Clone)]
-pub struct MoneyCommand {
-    /// Whose wallet.
-    pub user: UserId,
-    /// What kind of entry to write.
-    pub kind: EntryKind,
-    /// Signed change in minor units (negative for deductions).
-    pub delta: i64,
-    /// Why.
-    pub reason: Option<String>,
-    /// The caller's reference.
-    pub reference: Option<String>,
-    /// The caller's idempotency key.
-    pub key: IdempotencyKey,
-    /// Who: the token's name.
-    pub actor: String,
-    /// The fencing token of the per-user lock, if one was held.
-    pub fence: Option<i64>,
-}
-
-impl MoneyCommand {
-    /// A digest of everything that makes two requests "the same request".
-    fn request_hash(&self) -> String {
-        let canonical = serde_json::json!([
-            self.kind.as_str(),
-            self.user.as_str(),
-            self.delta,
-            self.reason,
-            self.reference
-        ]);
-        hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
-    }
-}
-
-/// A page of history, newest first.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct HistoryPage {
-    /// The entries.
-    pub entries: Vec<LedgerEntry>,
-    /// Pass as `before` to get the next page; absent on the last page.
-    pub next_before: Option<i64>,
-}
+use super::events::insert_balance_updated;
+use super::model::{
+    EntryKind, HistoryPage, LedgerEntry, MoneyCommand, Outcome, StoredAnswer, Wallet, WalletRead,
+};
+use super::rules;
+use crate::domain::{MAX_BALANCE, Region, UserId};
+use crate::now_ms;
+use crate::platform::sql::{Dialect, ReadConsistency, Store, StoreError};
 
 const WALLET_COLUMNS: &str = "user_id, region, balance, version, created_at_ms, updated_at_ms";
 const ENTRY_COLUMNS: &str =
@@ -226,8 +66,8 @@ impl Store {
             return Err(StoreError::WalletExists);
         };
         let wallet = wallet_from(&row)?;
-        super::outbox::insert_balance_updated(&mut tx, &wallet, 0, None, None, now).await?;
-        audit(
+        insert_balance_updated(&mut tx, &wallet, 0, None, None, now).await?;
+        crate::platform::audit::record(
             &mut tx,
             actor,
             "wallet.create",
@@ -255,19 +95,23 @@ impl Store {
     /// Applies commands for **one user** in one transaction, in order, each
     /// accepted or refused on its own:
     ///
-    /// 1. each command claims its idempotency key; a key already stored
-    ///    answers with the stored result (or a mismatch error);
-    /// 2. the wallet row is locked (`FOR UPDATE`) and each new command is
-    ///    decided against the running balance (never below 0, never above the
-    ///    maximum), writing its ledger entry, outbox event and stored answer;
-    /// 3. the wallet row is written once, guarded by the version read in 2,
+    /// 1. the wallet row is locked (`FOR UPDATE` on PostgreSQL; SQLite's one
+    ///    writer is the lock);
+    /// 2. the batch's distinct keys are claimed in (caller, key) order, so two
+    ///    batches never wait on each other in a cycle; a key already stored
+    ///    answers with the stored result (or a mismatch error). Keys belong
+    ///    to the caller: another caller's equal key is another key;
+    /// 3. each new command is decided in arrival order against the running
+    ///    balance ([`rules::apply`]), writing its ledger entry, outbox event
+    ///    and stored answer ([`StoredAnswer`]);
+    /// 4. the wallet row is written once, guarded by the version read in 1,
     ///    and the `CHECK (balance >= 0)` constraint stands behind it all.
     ///
     /// One commit (one fsync) then covers the whole batch: that is what lets
     /// a hot wallet go beyond one deduction per commit.
     ///
     /// On PostgreSQL the same steps run inside the server, in
-    /// `walletctl_apply_batch` (migration 0002), so a batch is one statement.
+    /// `walletctl_apply_batch` (migration 0003), so a batch is one statement.
     pub async fn apply_batch(
         &self,
         cmds: &[MoneyCommand],
@@ -280,114 +124,113 @@ impl Store {
                 "a batch must hold one user's commands".into(),
             ));
         }
-        if self.dialect() == super::Dialect::Postgres {
+        if self.dialect() == Dialect::Postgres {
             return self.apply_batch_in_server(cmds).await;
         }
         let now = now_ms();
         let hashes: Vec<String> = cmds.iter().map(MoneyCommand::request_hash).collect();
         let mut results: Vec<Option<Result<Outcome, StoreError>>> =
             cmds.iter().map(|_| None).collect();
-        let mut fresh = Vec::new();
+        // The first occurrence of each (caller, key): later ones are repeats,
+        // answered from it once the batch is decided.
+        let mut firsts: Vec<usize> = Vec::new();
+        for (i, cmd) in cmds.iter().enumerate() {
+            if !firsts
+                .iter()
+                .any(|&j| cmds[j].key == cmd.key && cmds[j].actor == cmd.actor)
+            {
+                firsts.push(i);
+            }
+        }
         let mut tx = self.tx(true).await?;
 
-        for (i, cmd) in cmds.iter().enumerate() {
-            if fresh.iter().any(|&j: &usize| cmds[j].key == cmd.key) {
-                continue; // a key this batch claimed: answered after the batch
-            }
-            let claimed = sqlx::query(
-                "INSERT INTO idempotency_keys (key, request_hash, status, response, created_at_ms) VALUES ($1, $2, 0, '', $3) \
-                 ON CONFLICT (key) DO NOTHING",
-            )
-            .persistent(false)
-            .bind(cmd.key.as_str())
-            .bind(&hashes[i])
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-            if claimed {
-                fresh.push(i);
-                continue;
-            }
-            // A concurrent transaction holding the same key has committed by
-            // now (the insert waited for it): its answer is stored.
-            let row =
-                sqlx::query("SELECT request_hash, response FROM idempotency_keys WHERE key = $1")
-                    .persistent(false)
-                    .bind(cmd.key.as_str())
-                    .fetch_one(&mut *tx)
-                    .await?;
-            let (stored_hash, response): (String, String) = (row.try_get(0)?, row.try_get(1)?);
-            results[i] = Some(if stored_hash != hashes[i] {
-                Err(StoreError::IdempotencyKeyReused)
-            } else {
-                serde_json::from_str::<Result<LedgerEntry, Refusal>>(&response)
-                    .map(|result| Outcome {
-                        result,
-                        replayed: true,
-                    })
-                    .map_err(|e| StoreError::Failed(format!("stored answer unreadable: {e}")))
-            });
-        }
-
-        let mut changed = false;
-        if !fresh.is_empty() {
-            let lock = match self.dialect() {
-                super::Dialect::Postgres => " FOR UPDATE",
-                super::Dialect::Sqlite => "",
-            };
-            let row = sqlx::query(&format!(
-                "SELECT balance, version, region FROM wallets WHERE user_id = $1{lock}"
-            ))
+        // 1. The wallet (SQLite has one writer: the transaction is the lock).
+        let row = sqlx::query("SELECT balance, version, region FROM wallets WHERE user_id = $1")
             .persistent(false)
             .bind(first.user.as_str())
             .fetch_optional(&mut *tx)
             .await?;
-            let Some(row) = row else {
-                // Nothing was written but the claims: undo them.
-                tx.rollback().await?;
-                for i in fresh {
-                    results[i] = Some(Err(StoreError::WalletNotFound));
+
+        // 2. Claim the distinct keys in (caller, key) order; without a wallet, claim nothing.
+        let mut claim_order = firsts.clone();
+        claim_order.sort_by(|&a, &b| {
+            (cmds[a].actor.as_str(), cmds[a].key.as_str())
+                .cmp(&(cmds[b].actor.as_str(), cmds[b].key.as_str()))
+        });
+        let mut fresh = Vec::new();
+        for &i in &claim_order {
+            let cmd = &cmds[i];
+            let claimed = row.is_some()
+                && sqlx::query(
+                    "INSERT INTO idempotency_keys (owner, key, request_hash, status, response, created_at_ms) \
+                     VALUES ($1, $2, $3, 0, '', $4) ON CONFLICT (owner, key) DO NOTHING",
+                )
+                .persistent(false)
+                .bind(cmd.actor.as_str())
+                .bind(cmd.key.as_str())
+                .bind(&hashes[i])
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+            if claimed {
+                fresh.push(i);
+                continue;
+            }
+            let stored = sqlx::query(
+                "SELECT request_hash, response FROM idempotency_keys WHERE owner = $1 AND key = $2",
+            )
+            .persistent(false)
+            .bind(cmd.actor.as_str())
+            .bind(cmd.key.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            results[i] = Some(match stored {
+                None => Err(StoreError::WalletNotFound),
+                Some(r) => {
+                    let (stored_hash, response): (String, String) = (r.try_get(0)?, r.try_get(1)?);
+                    if stored_hash != hashes[i] {
+                        Err(StoreError::IdempotencyKeyReused)
+                    } else {
+                        StoredAnswer::decode(&response)
+                            .map(|result| Outcome {
+                                result,
+                                replayed: true,
+                            })
+                            .map_err(StoreError::Failed)
+                    }
                 }
-                return Ok(fill_repeats(cmds, &hashes, results));
-            };
+            });
+        }
+        fresh.sort_unstable(); // 3. decide in arrival order
+
+        let mut changed = false;
+        if let Some(row) = row.filter(|_| !fresh.is_empty()) {
             let (mut balance, mut version, region): (i64, i64, String) =
                 (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
             let read_version = version;
             for &i in &fresh {
                 let cmd = &cmds[i];
-                let next = balance + cmd.delta; // both are bounded far inside i64
-                let result = if (0..=MAX_BALANCE).contains(&next) {
-                    balance = next;
-                    version += 1;
-                    changed = true;
-                    Ok(self
-                        .record_entry(&mut tx, cmd, balance, version, &region, now)
-                        .await?)
-                } else {
-                    let requested = cmd.delta.abs();
-                    Err(if cmd.delta < 0 {
-                        Refusal::InsufficientFunds { balance, requested }
-                    } else {
-                        Refusal::BalanceLimitExceeded { balance, requested }
-                    })
+                let result = match rules::apply(balance, cmd.delta) {
+                    Ok(next) => {
+                        balance = next;
+                        version += 1;
+                        changed = true;
+                        Ok(self
+                            .record_entry(&mut tx, cmd, balance, version, &region, now)
+                            .await?)
+                    }
+                    Err(refusal) => Err(refusal),
                 };
-                let (status, response) = match &result {
-                    Ok(entry) => (200_i64, serde_json::to_string(&Ok::<_, Refusal>(entry))),
-                    Err(refusal) => (
-                        409_i64,
-                        serde_json::to_string(&Err::<LedgerEntry, _>(refusal)),
-                    ),
-                };
-                let response = response
-                    .map_err(|e| StoreError::Failed(format!("cannot store the answer: {e}")))?;
+                let status: i64 = if result.is_ok() { 200 } else { 409 };
                 sqlx::query(
-                    "UPDATE idempotency_keys SET status = $1, response = $2 WHERE key = $3",
+                    "UPDATE idempotency_keys SET status = $1, response = $2 WHERE owner = $3 AND key = $4",
                 )
                 .persistent(false)
                 .bind(status)
-                .bind(response)
+                .bind(StoredAnswer::new(&result).encode())
+                .bind(cmd.actor.as_str())
                 .bind(cmd.key.as_str())
                 .execute(&mut *tx)
                 .await?;
@@ -462,13 +305,9 @@ impl Store {
             let outcome: String = row.try_get(1)?;
             let response: Option<String> = row.try_get(2)?;
             let parse = |replayed: bool| {
-                serde_json::from_str::<Result<LedgerEntry, Refusal>>(
-                    response.as_deref().unwrap_or_default(),
-                )
-                .map(|result| Outcome { result, replayed })
-                .map_err(|e| {
-                    StoreError::Failed(format!("unreadable answer from walletctl_apply_batch: {e}"))
-                })
+                StoredAnswer::decode(response.as_deref().unwrap_or_default())
+                    .map(|result| Outcome { result, replayed })
+                    .map_err(|e| StoreError::Failed(format!("walletctl_apply_batch answered: {e}")))
             };
             let slot = usize::try_from(idx)
                 .ok()
@@ -542,19 +381,11 @@ impl Store {
             created_at_ms: 0,
             updated_at_ms: now,
         };
-        super::outbox::insert_balance_updated(
-            tx,
-            &wallet,
-            cmd.delta,
-            Some(&entry),
-            Some(cmd.kind),
-            now,
-        )
-        .await?;
+        insert_balance_updated(tx, &wallet, cmd.delta, Some(&entry), Some(cmd.kind), now).await?;
         if cmd.kind == EntryKind::Adjust {
             let details =
                 serde_json::json!({"amount": cmd.delta, "reason": cmd.reason, "entry_id": id});
-            audit(
+            crate::platform::audit::record(
                 tx,
                 &cmd.actor,
                 "wallet.adjust",
@@ -688,7 +519,10 @@ fn fill_repeats(
         if results[i].is_some() {
             continue;
         }
-        let first = cmds.iter().position(|c| c.key == cmds[i].key).unwrap_or(i);
+        let first = cmds
+            .iter()
+            .position(|c| c.key == cmds[i].key && c.actor == cmds[i].actor)
+            .unwrap_or(i);
         results[i] = Some(match &results[first] {
             _ if hashes[first] != hashes[i] => Err(StoreError::IdempotencyKeyReused),
             Some(Ok(o)) => Ok(Outcome {
@@ -703,25 +537,4 @@ fn fill_repeats(
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Err(StoreError::Failed("unanswered command".into()))))
         .collect()
-}
-
-/// Appends to the audit trail inside the caller's transaction.
-pub(crate) async fn audit(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    actor: &str,
-    action: &str,
-    target: &str,
-    details: &serde_json::Value,
-    now: i64,
-) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO audit_log (actor, action, target, details, created_at_ms) VALUES ($1, $2, $3, $4, $5)")
-        .persistent(false)
-        .bind(actor)
-        .bind(action)
-        .bind(target)
-        .bind(details.to_string())
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }

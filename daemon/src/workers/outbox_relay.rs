@@ -1,38 +1,74 @@
-//! The outbox relay: publishes committed `balance_updated` events to the
-//! event log, in outbox order, and marks them sent. Runs in every wallet
-//! instance; on PostgreSQL they share the work with `SKIP LOCKED`.
+//! The outbox relay: publishes committed events to the event log, in outbox
+//! order, and marks them sent.
+//!
+//! Every wallet instance runs one, but only the holder of the relay lease
+//! publishes: two relays publishing side by side could put version 7 of a
+//! user's balance on the log before version 3. The others wait and take
+//! over when the lease expires (or at once, when the holder shuts down).
+//! No database transaction is held open while publishing.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use walletctl_core::Backends;
 use walletctl_core::events::Record;
-use walletctl_core::store::RelayError;
+use walletctl_core::events::outbox::RelayError;
 
 const BATCH: i64 = 500;
 
-/// Relays until `stop` is cancelled, then finishes the round in hand.
+/// How long a relay's lease lasts without renewal.
+pub const LEASE_TTL: Duration = Duration::from_secs(10);
+
+/// How often the `outbox_backlog` gauge is refreshed.
+const BACKLOG_EVERY: Duration = Duration::from_secs(1);
+
+/// Relays until `stop` is cancelled, then finishes the round in hand and
+/// gives the lease up.
 pub async fn run(backends: Backends, stop: CancellationToken) {
+    let holder = format!("relay-{}", uuid::Uuid::new_v4());
     let idle = Duration::from_millis(backends.config.wallet.relay_interval_ms);
     let mut topics_ready = false;
     let mut failures: u32 = 0;
+    let mut backlog_at = Instant::now() - BACKLOG_EVERY;
     loop {
-        if !topics_ready {
+        let leader = match backends
+            .store
+            .take_relay_lease(&holder, LEASE_TTL.as_millis() as i64)
+            .await
+        {
+            Ok(leader) => leader,
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox relay: cannot take the lease");
+                false
+            }
+        };
+        metrics::gauge!("outbox_relay_leader").set(if leader { 1.0 } else { 0.0 });
+        if leader && !topics_ready {
             match backends.events.ensure_topics().await {
                 Ok(()) => topics_ready = true,
                 Err(e) => tracing::warn!(error = %e, "cannot create topics yet; will retry"),
             }
         }
-        let round = if topics_ready {
-            relay_once(&backends).await
-        } else {
-            Err(())
+        if leader && backlog_at.elapsed() >= BACKLOG_EVERY {
+            backlog_at = Instant::now();
+            if let Ok(n) = backends.store.outbox_backlog().await {
+                metrics::gauge!("outbox_backlog").set(n as f64);
+            }
+        }
+        let round = match (leader, topics_ready) {
+            (true, true) => relay_once(&backends).await,
+            (true, false) => Err(()),
+            (false, _) => Ok(0),
         };
         let pause = match round {
             Ok(n) if n > 0 => {
                 failures = 0;
+                if stop.is_cancelled() {
+                    break;
+                }
                 continue;
             }
+            Ok(_) if !leader => LEASE_TTL / 4,
             Ok(_) => {
                 failures = 0;
                 idle
@@ -44,14 +80,17 @@ pub async fn run(backends: Backends, stop: CancellationToken) {
         };
         tokio::select! {
             _ = stop.cancelled() => break,
-            _ = backends.store.outbox_written(), if failures == 0 => {}
+            _ = backends.store.outbox_written(), if failures == 0 && leader => {}
             _ = tokio::time::sleep(pause) => {}
         }
+    }
+    if let Err(e) = backends.store.release_relay_lease(&holder).await {
+        tracing::debug!(error = %e, "outbox relay: could not release the lease; it expires by itself");
     }
     tracing::info!("outbox relay stopped");
 }
 
-/// One round: how many events were relayed.
+/// One round: how many events were relayed. The caller holds the lease.
 pub async fn relay_once(backends: &Backends) -> Result<usize, ()> {
     let events = backends.events.clone();
     let res = backends

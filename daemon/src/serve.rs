@@ -1,4 +1,4 @@
-//! `serve`: prepares the backends, runs the three services and the relay,
+//! `serve`: prepares the backends, runs the three services and the workers,
 //! and stops them gracefully when the caller's shutdown future completes.
 
 use std::future::Future;
@@ -7,45 +7,21 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::serve::ListenerExt;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use walletctl_core::Backends;
-use walletctl_core::domain::Scopes;
+use walletctl_core::platform::auth::Scopes;
 
-use crate::error::{ApiError, not_found};
+use crate::http::error::{ApiError, not_found};
+use crate::http::limits;
+use crate::service::Service;
 use crate::state::AppState;
-
-/// The largest request body accepted.
-const BODY_LIMIT: usize = 64 * 1024;
-
-/// One of the three services.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Service {
-    /// Balances and money movements.
-    Wallet,
-    /// Advertising campaign management.
-    Ads,
-    /// Ad serving.
-    Display,
-}
-
-impl Service {
-    /// All three, in start order.
-    pub const ALL: [Service; 3] = [Service::Wallet, Service::Ads, Service::Display];
-
-    /// Its name in logs, metrics and `--only`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Service::Wallet => "wallet",
-            Service::Ads => "ads",
-            Service::Display => "display",
-        }
-    }
-}
 
 /// The listeners to serve on; `None` leaves a service off.
 #[derive(Debug, Default)]
@@ -64,7 +40,7 @@ pub fn router(state: AppState, service: Service) -> Router {
         Service::Wallet => crate::wallet::routes(),
         Service::Ads | Service::Display => Router::new(),
     };
-    api.merge(crate::health::routes(service))
+    api.merge(crate::http::health::routes(service))
         .fallback(not_found)
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -74,9 +50,13 @@ pub fn router(state: AppState, service: Service) -> Router {
             )
         })
         .layer(axum::middleware::from_fn(move |req, next| {
-            crate::telemetry::track(service.name(), req, next)
+            crate::http::telemetry::track(service.name(), req, next)
         }))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            Duration::from_millis(state.backends.config.wallet.request_timeout_ms),
+            limits::deadline,
+        ))
+        .layer(DefaultBodyLimit::max(limits::BODY_LIMIT))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::internal("a handler panicked"))
@@ -102,7 +82,7 @@ pub async fn prepare(backends: &Backends) -> anyhow::Result<()> {
     }
     if !store.any_token().await.context("looking for tokens")? {
         let token = store
-            .create_token("operator", &Scopes::all())
+            .create_token("operator", &Scopes::all(), "walletctl serve")
             .await
             .context("creating the operator token")?;
         let path = backends.config.operator_token_path();
@@ -137,7 +117,7 @@ pub async fn serve(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    crate::telemetry::metrics_handle();
+    crate::http::telemetry::metrics_handle();
     prepare(&backends).await?;
     let state = AppState::new(backends.clone());
     let stop = CancellationToken::new();
@@ -158,12 +138,7 @@ pub async fn serve(
         let app = router(state.clone(), service);
         let stop = stop.clone();
         tasks.spawn(async move {
-            // Small JSON answers: send them now rather than waiting on Nagle.
-            let listener = listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
+            serve_http(listener, app, stop)
                 .await
                 .with_context(|| format!("serving {}", service.name()))
         });
@@ -171,7 +146,7 @@ pub async fn serve(
     if wallet_on {
         let (b, s) = (backends.clone(), stop.clone());
         tasks.spawn(async move {
-            crate::relay::run(b, s).await;
+            crate::workers::outbox_relay::run(b, s).await;
             Ok(())
         });
     }
@@ -202,4 +177,48 @@ pub async fn serve(
         .ok();
     tracing::info!("stopped");
     result
+}
+
+/// Accepts connections until `stop`, then lets open requests finish.
+///
+/// axum's own `serve` sets no timer, so a client could hold a connection by
+/// sending its headers slowly; this loop sets [`limits::HEADER_READ_TIMEOUT`].
+async fn serve_http(
+    listener: TcpListener,
+    app: Router,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits::HEADER_READ_TIMEOUT);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (tcp, _peer) = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of descriptors and the like: wait a moment, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        // Small JSON answers: send them now rather than waiting on Nagle.
+        let _ = tcp.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }

@@ -1,5 +1,6 @@
-//! The wallet store: PostgreSQL (primary through PgBouncer, replicas per
-//! region) or the embedded SQLite file, behind one set of SQL statements.
+//! The SQL plumbing every area shares: PostgreSQL (primary through PgBouncer,
+//! replicas per region) or the embedded SQLite file, its migrations, the
+//! region → replica map and the read routing.
 //!
 //! Both engines are driven through `sqlx::Any`, and every statement is written
 //! once in the dialect both accept (`$N` parameters, `RETURNING`, `ON CONFLICT`).
@@ -18,11 +19,8 @@
 //! callers already handle (replica fallback, 503 from the primary).
 
 mod error;
-mod outbox;
 mod replicas;
 mod shards;
-mod tokens;
-mod wallets;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,13 +33,8 @@ use tokio::sync::Notify;
 use crate::config::Config;
 
 pub use error::StoreError;
-pub use outbox::{BALANCE_UPDATED, BalanceUpdated, OutboxEvent, RelayError};
 pub use replicas::{ReadConsistency, ReplicaStatus};
-pub use shards::{AuditEntry, ShardAssignment};
-pub use tokens::{NewToken, TokenInfo};
-pub use wallets::{
-    EntryKind, HistoryPage, LedgerEntry, MoneyCommand, Outcome, Refusal, Wallet, WalletRead,
-};
+pub use shards::ShardAssignment;
 
 static PG_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -55,27 +48,25 @@ pub enum Dialect {
     Sqlite,
 }
 
-/// The wallet store. Cheap to clone.
+/// The SQL database: pools, replicas and migrations. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     dialect: Dialect,
     /// Writes (and strong reads without a sync replica): PgBouncer or the SQLite writer.
     primary: AnyPool,
     /// The primary itself, bypassing PgBouncer: migrations and replication status.
     direct: AnyPool,
     /// Embedded reads, or the replica set in distributed mode.
-    replicas: replicas::ReplicaSet,
+    pub(crate) replicas: replicas::ReplicaSet,
     /// `SET LOCAL synchronous_commit` for money-moving transactions.
-    synchronous_commit: Option<String>,
+    pub(crate) synchronous_commit: Option<String>,
     /// Woken after each commit that wrote an outbox event.
-    outbox_notify: Notify,
+    pub(crate) outbox_notify: Notify,
 }
-
-pub(crate) use crate::now_ms;
 
 impl Store {
     /// Opens the store the configuration names, without touching the network:
@@ -207,6 +198,27 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Checks that a money transaction can commit: on PostgreSQL it takes a
+    /// transaction id and commits at the money transactions' level, so a
+    /// lost synchronous standby shows here as a commit that never returns.
+    pub async fn ping_write(&self) -> Result<(), StoreError> {
+        if self.dialect() != Dialect::Postgres {
+            return self.ping_primary().await;
+        }
+        let mut tx = self.tx(true).await?;
+        sqlx::query("SELECT CAST(pg_current_xact_id() AS TEXT)")
+            .persistent(false)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The configured replicas' names.
+    pub fn replica_names(&self) -> Vec<String> {
+        self.inner.replicas.names()
     }
 
     /// Checks every replica; `(name, error)` for each that does not answer.

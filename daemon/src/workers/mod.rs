@@ -1,0 +1,3 @@
+//! Background loops that run beside the HTTP services, one file per loop.
+
+pub mod outbox_relay;

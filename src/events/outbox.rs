@@ -1,0 +1,176 @@
+//! The transactional outbox: events written in the same transaction as the
+//! change they describe, then relayed to the event log and marked sent.
+
+use serde::{Deserialize, Serialize};
+use sqlx::{Any, Row, Transaction};
+
+use crate::now_ms;
+use crate::platform::sql::{Store, StoreError};
+
+/// An event waiting in (or relayed from) the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEvent {
+    /// Outbox row id: the relay's order.
+    pub id: i64,
+    /// Unique id consumers use to drop duplicates.
+    pub event_id: String,
+    /// Logical topic, without any configured prefix.
+    pub topic: String,
+    /// Partition key: the user id.
+    pub key: String,
+    /// JSON payload.
+    pub payload: String,
+}
+
+/// Appends an event to the outbox inside the caller's transaction: it is
+/// published if and only if that transaction commits.
+pub(crate) async fn insert(
+    tx: &mut Transaction<'static, Any>,
+    event_id: &str,
+    topic: &str,
+    key: &str,
+    payload: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO outbox (event_id, topic, key, payload, created_at_ms) VALUES ($1, $2, $3, $4, $5)")
+        .persistent(false)
+        .bind(event_id)
+        .bind(topic)
+        .bind(key)
+        .bind(payload)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Takes or renews the relay lease for `holder` until `now + ttl_ms`;
+    /// `false` while another holder's lease runs.
+    pub async fn take_relay_lease(&self, holder: &str, ttl_ms: i64) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let mut tx = self.tx(false).await?;
+        let n = sqlx::query(
+            "INSERT INTO relay_lease (name, holder, expires_at_ms) VALUES ('outbox', $1, $2) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at_ms = excluded.expires_at_ms \
+             WHERE relay_lease.holder = excluded.holder OR relay_lease.expires_at_ms < $3",
+        )
+        .persistent(false)
+        .bind(holder)
+        .bind(now + ttl_ms)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    /// Gives the lease up (at shutdown), so another instance takes over at once.
+    pub async fn release_relay_lease(&self, holder: &str) -> Result<(), StoreError> {
+        let mut tx = self.tx(false).await?;
+        sqlx::query("DELETE FROM relay_lease WHERE name = 'outbox' AND holder = $1")
+            .persistent(false)
+            .bind(holder)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Hands up to `limit` unsent events, oldest first, to `publish`, then
+    /// marks exactly those sent. No transaction is open while `publish`
+    /// runs, so a slow or absent broker pins no database connection.
+    ///
+    /// Only the holder of the relay lease ([`Store::take_relay_lease`]) may
+    /// call this, which keeps each user's events in commit order. A crash (or
+    /// a lost lease) after publishing and before marking means the events
+    /// are published again: consumers drop them by `event_id`, and a
+    /// repeated older version by `version`.
+    pub async fn relay_outbox<F, Fut, E>(
+        &self,
+        limit: i64,
+        publish: F,
+    ) -> Result<usize, RelayError<E>>
+    where
+        F: FnOnce(Vec<OutboxEvent>) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+    {
+        let events = self.unsent(limit).await.map_err(RelayError::Store)?;
+        if events.is_empty() {
+            return Ok(0);
+        }
+        // The ids are integers read just above: safe to inline.
+        let ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
+        let n = events.len();
+        publish(events).await.map_err(RelayError::Publish)?;
+        let mark = async {
+            let mut tx = self.tx(false).await?;
+            sqlx::query(&format!(
+                "UPDATE outbox SET sent_at_ms = $1 WHERE id IN ({})",
+                ids.join(",")
+            ))
+            .persistent(false)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(())
+        };
+        mark.await.map_err(RelayError::Store)?;
+        Ok(n)
+    }
+
+    async fn unsent(&self, limit: i64) -> Result<Vec<OutboxEvent>, StoreError> {
+        let mut tx = self.tx(false).await?;
+        let rows = sqlx::query(
+            "SELECT id, event_id, topic, key, payload FROM outbox WHERE sent_at_ms IS NULL ORDER BY id LIMIT $1",
+        )
+        .persistent(false)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                Ok(OutboxEvent {
+                    id: r.try_get(0)?,
+                    event_id: r.try_get(1)?,
+                    topic: r.try_get(2)?,
+                    key: r.try_get(3)?,
+                    payload: r.try_get(4)?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?)
+    }
+
+    /// How many events wait to be relayed.
+    pub async fn outbox_backlog(&self) -> Result<i64, StoreError> {
+        let mut tx = self.tx(false).await?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM outbox WHERE sent_at_ms IS NULL",
+        )
+        .persistent(false)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Waits until a commit wrote an outbox event (or returns at once if one already did).
+    pub async fn outbox_written(&self) {
+        self.inner.outbox_notify.notified().await;
+    }
+}
+
+/// Why a relay round failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError<E> {
+    /// Reading or marking the outbox failed.
+    #[error("outbox: {0}")]
+    Store(StoreError),
+    /// The event log refused or timed out.
+    #[error("publish: {0}")]
+    Publish(E),
+}

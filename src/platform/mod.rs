@@ -1,0 +1,9 @@
+//! What several areas share: the SQL plumbing (pools, replicas, shards,
+//! migrations), auth (tokens and scopes), the audit trail, Redis and MongoDB
+//! handles. Nothing here knows about wallets, campaigns or ads.
+
+pub mod audit;
+pub mod auth;
+pub mod mongo;
+pub mod redis;
+pub mod sql;
