@@ -275,8 +275,8 @@ fn migrate_shows_then_applies_the_embedded_migrations() {
     };
     let before: Value = serde_json::from_str(&run(&["migrate", "status", "-o", "json"])).unwrap();
     assert_eq!(before[0]["applied"], false);
-    assert!(run(&["migrate", "run", "--dry-run"]).contains("would apply 1"));
-    assert!(run(&["migrate"]).contains("applied 1"));
+    assert!(run(&["migrate", "run", "--dry-run"]).contains("would apply 1 wallets"));
+    assert!(run(&["migrate"]).contains("applied 4"));
     let after: Value = serde_json::from_str(&run(&["migrate", "status", "-o", "json"])).unwrap();
     assert_eq!(after[0]["applied"], true);
     assert!(run(&["migrate"]).contains("applied 0"));

@@ -73,11 +73,15 @@ BEGIN
         o_idx := n;
         n := n + 1;
         v_owner := c->>'actor';
-        IF (v_owner || E'\x1f' || (c->>'key')) = ANY (v_seen) THEN
-            o_outcome := 'repeat'; o_response := NULL; RETURN NEXT; CONTINUE;
-        END IF;
-        v_seen := v_seen || (v_owner || E'\x1f' || (c->>'key'));
-        IF NOT ((v_owner || E'\x1f' || (c->>'key')) = ANY (v_claimed)) THEN
+        -- A key claimed by this batch is decided at its first occurrence;
+        -- later ones repeat that answer. An unclaimed key (stored earlier, or
+        -- no wallet) is looked up by every occurrence with its own hash.
+        IF (v_owner || E'\x1f' || (c->>'key')) = ANY (v_claimed) THEN
+            IF (v_owner || E'\x1f' || (c->>'key')) = ANY (v_seen) THEN
+                o_outcome := 'repeat'; o_response := NULL; RETURN NEXT; CONTINUE;
+            END IF;
+            v_seen := v_seen || (v_owner || E'\x1f' || (c->>'key'));
+        ELSE
             SELECT k.request_hash, k.response INTO v_hash, v_resp FROM idempotency_keys k
                 WHERE k.owner = v_owner AND k.key = c->>'key';
             IF NOT FOUND THEN

@@ -119,6 +119,11 @@ pub struct PostgresConfig {
     /// Unset leaves the server's setting.
     #[serde(default)]
     pub synchronous_commit: Option<String>,
+    /// The role `url` connects as. When set, `walletctl migrate` (run as the
+    /// owner through `direct_url`) grants it only what serving needs: the
+    /// ledger and audit log are read and append only. Unset: no grants.
+    #[serde(default)]
+    pub app_role: Option<String>,
     /// Allows `synchronous_commit = "off"` or `"local"` for money transactions.
     /// Both can lose an acknowledged write when the primary fails, so they
     /// are refused unless this says so explicitly.
@@ -345,6 +350,19 @@ impl Config {
                         "{level:?} can lose an acknowledged payment if the primary fails; set postgres.allow_unsafe_commit = true to accept that"
                     ),
                 );
+            }
+            if let Some(role) = &pg.app_role {
+                let ok = role.len() <= 63
+                    && role.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+                    && role
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+                if !ok {
+                    return bad(
+                        "postgres.app_role",
+                        format!("{role:?} must be 1-63 characters of a-z 0-9 _"),
+                    );
+                }
             }
             for (region, replicas) in &pg.regions {
                 if let Err(e) = crate::domain::Region::parse(&region.to_ascii_uppercase()) {

@@ -158,6 +158,7 @@ impl Store {
                 .cmp(&(cmds[b].actor.as_str(), cmds[b].key.as_str()))
         });
         let mut fresh = Vec::new();
+        let mut unclaimed = Vec::new();
         for &i in &claim_order {
             let cmd = &cmds[i];
             let claimed = row.is_some()
@@ -176,6 +177,14 @@ impl Store {
                     == 1;
             if claimed {
                 fresh.push(i);
+            } else {
+                unclaimed.push((cmd.actor.as_str(), cmd.key.as_str()));
+            }
+        }
+        // A key this batch did not claim (stored earlier, or no wallet) is
+        // looked up by every occurrence, each with its own request hash.
+        for (i, cmd) in cmds.iter().enumerate() {
+            if !unclaimed.contains(&(cmd.actor.as_str(), cmd.key.as_str())) {
                 continue;
             }
             let stored = sqlx::query(

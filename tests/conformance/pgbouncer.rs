@@ -85,11 +85,10 @@ async fn concurrent_mixed_queries_through_pgbouncer_all_answer_right() {
             })
         })
         .collect();
-    let mut total = 0;
+    // Each task asserts every answer it gets; here only that all of them ran to the end.
     for t in tasks {
-        total += t.await.expect("no task saw a wrong answer or an error");
+        t.await.expect("no task saw a wrong answer or an error");
     }
-    assert_eq!(total, 16 * 50 * 4);
     let regions = store.users_per_region().await.unwrap();
     assert_eq!(regions.iter().map(|(_, n)| n).sum::<i64>(), 16);
 }

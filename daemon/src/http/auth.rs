@@ -29,7 +29,7 @@ const CACHE_CAPACITY: u64 = 50_000;
 pub struct Authenticator {
     store: Store,
     /// Keyed by the secret's digest; `None` remembers an unknown or revoked token.
-    checked: moka::sync::Cache<String, Option<TokenInfo>>,
+    checked: moka::future::Cache<String, Option<TokenInfo>>,
 }
 
 impl Authenticator {
@@ -37,7 +37,7 @@ impl Authenticator {
     pub fn new(store: Store) -> Self {
         Authenticator {
             store,
-            checked: moka::sync::Cache::builder()
+            checked: moka::future::Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
                 .time_to_live(TOKEN_TTL)
                 .build(),
@@ -51,12 +51,11 @@ impl Authenticator {
             return Ok(None);
         }
         let digest = walletctl_core::platform::auth::digest(secret);
-        if let Some(info) = self.checked.get(&digest) {
-            return Ok(info);
-        }
-        let info = self.store.verify_token(secret).await?;
-        self.checked.insert(digest, info.clone());
-        Ok(info)
+        // Concurrent checks of one token share a single lookup.
+        self.checked
+            .try_get_with(digest, self.store.verify_token(secret))
+            .await
+            .map_err(|e| ApiError::from(e.duplicate()))
     }
 }
 

@@ -30,7 +30,7 @@ pub struct ApiError {
     /// Whether this is a stored answer to an earlier request with the same key.
     pub replayed: bool,
     /// Seconds for a `Retry-After` header.
-    pub retry_after: Option<u32>,
+    pub retry_after: Option<u16>,
 }
 
 impl ApiError {
@@ -80,7 +80,7 @@ impl ApiError {
     }
 
     /// Adds a `Retry-After` header, in seconds.
-    pub fn with_retry_after(mut self, seconds: u32) -> Self {
+    pub fn with_retry_after(mut self, seconds: u16) -> Self {
         self.retry_after = Some(seconds);
         self
     }

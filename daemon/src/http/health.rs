@@ -33,11 +33,14 @@ pub const READY_DEADLINE: Duration = Duration::from_millis(1500);
 /// How long a readiness answer is reused.
 pub const READY_CACHE: Duration = Duration::from_secs(1);
 
+/// One service's readiness answer and when it was taken.
+type Answer = (Instant, Vec<Probe>);
+
 /// Recent readiness answers, and the write probe in flight (at most one: a
 /// commit blocked on a lost standby must not be joined by another each second).
 #[derive(Clone, Default)]
 pub struct ReadinessCache {
-    answers: Arc<Mutex<HashMap<Service, (Instant, Vec<Probe>)>>>,
+    answers: Arc<Mutex<HashMap<Service, Answer>>>,
     write_probe: Arc<tokio::sync::Mutex<()>>,
 }
 

@@ -44,7 +44,7 @@ impl Store {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
         let secret = format!("wct_{}", hex::encode(bytes));
-        let mut tx = self.tx(false).await?;
+        let mut tx = self.admin_tx().await?;
         let res = sqlx::query("INSERT INTO api_tokens (id, name, token_hash, scopes, created_at_ms) VALUES ($1, $2, $3, $4, $5)")
             .persistent(false)
             .bind(uuid::Uuid::new_v4().to_string())
@@ -91,7 +91,7 @@ impl Store {
 
     /// Revokes a token by name; false if there was none. Audited as `actor`'s.
     pub async fn revoke_token(&self, name: &str, actor: &str) -> Result<bool, StoreError> {
-        let mut tx = self.tx(false).await?;
+        let mut tx = self.admin_tx().await?;
         let n = sqlx::query(
             "UPDATE api_tokens SET revoked_at_ms = $1 WHERE name = $2 AND revoked_at_ms IS NULL",
         )

@@ -64,6 +64,8 @@ pub(crate) struct Inner {
     pub(crate) replicas: replicas::ReplicaSet,
     /// `SET LOCAL synchronous_commit` for money-moving transactions.
     pub(crate) synchronous_commit: Option<String>,
+    /// The role `serve` connects as through `url`, granted its rights by [`Store::migrate`].
+    app_role: Option<String>,
     /// Woken after each commit that wrote an outbox event.
     pub(crate) outbox_notify: Notify,
 }
@@ -95,6 +97,7 @@ impl Store {
                     direct,
                     replicas,
                     synchronous_commit: pg.synchronous_commit.clone(),
+                    app_role: pg.app_role.clone(),
                     outbox_notify: Notify::new(),
                 }
             }
@@ -119,6 +122,7 @@ impl Store {
                     primary,
                     replicas: replicas::ReplicaSet::embedded(readers),
                     synchronous_commit: None,
+                    app_role: None,
                     outbox_notify: Notify::new(),
                 }
             }
@@ -137,8 +141,40 @@ impl Store {
     pub async fn migrate(&self) -> Result<usize, StoreError> {
         let before = self.applied_migrations().await.unwrap_or_default().len();
         self.migrator().run(&self.inner.direct).await?;
+        if let Some(role) = &self.inner.app_role {
+            self.grant_app_role(role).await?;
+        }
         let after = self.applied_migrations().await?.len();
         Ok(after.saturating_sub(before))
+    }
+
+    /// Grants the app role exactly what serving needs, as the owner. The
+    /// ledger and the audit trail are read and append only; a wallet's
+    /// balance, version and timestamp, a key's stored answer and an outbox
+    /// row's sent mark are the only columns it may update. Idempotent.
+    async fn grant_app_role(&self, role: &str) -> Result<(), StoreError> {
+        // The role name was checked against [a-z_][a-z0-9_]* when the configuration was read.
+        let statements = [
+            "GRANT SELECT, INSERT ON ledger_entries, audit_log TO {r}",
+            "GRANT SELECT, INSERT ON wallets TO {r}",
+            "GRANT UPDATE (balance, version, updated_at_ms) ON wallets TO {r}",
+            "GRANT SELECT, INSERT ON idempotency_keys TO {r}",
+            "GRANT UPDATE (status, response) ON idempotency_keys TO {r}",
+            "GRANT SELECT, INSERT ON outbox TO {r}",
+            "GRANT UPDATE (sent_at_ms) ON outbox TO {r}",
+            "GRANT SELECT ON api_tokens, shard_assignments TO {r}",
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON relay_lease TO {r}",
+            "GRANT USAGE ON SEQUENCE ledger_entries_id_seq, audit_log_id_seq, outbox_id_seq TO {r}",
+        ];
+        let mut tx = self.admin_tx().await?;
+        for s in statements {
+            sqlx::query(&s.replace("{r}", role))
+                .persistent(false)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Every known migration with whether it has been applied: `(version, description, applied)`.
@@ -187,6 +223,13 @@ impl Store {
                 .await?;
         }
         Ok(tx)
+    }
+
+    /// Begins a transaction as the owner, on the direct connection: for
+    /// administration (tokens, the region map), which the app role may
+    /// only read.
+    pub(crate) async fn admin_tx(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(self.inner.direct.begin().await?)
     }
 
     /// Checks that the primary answers.

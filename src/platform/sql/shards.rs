@@ -52,7 +52,7 @@ impl Store {
         if regions.is_empty() || !self.assignment_rows().await?.is_empty() {
             return Ok(());
         }
-        let mut tx = self.tx(false).await?;
+        let mut tx = self.admin_tx().await?;
         for (region, replicas) in regions {
             for replica in replicas {
                 sqlx::query("INSERT INTO shard_assignments (region, replica) VALUES ($1, $2) ON CONFLICT DO NOTHING")
@@ -78,7 +78,7 @@ impl Store {
         if let Some(unknown) = replicas.iter().find(|r| !known.contains(r)) {
             return Err(StoreError::UnknownReplica(unknown.clone()));
         }
-        let mut tx = self.tx(false).await?;
+        let mut tx = self.admin_tx().await?;
         sqlx::query("DELETE FROM shard_assignments WHERE region = $1")
             .persistent(false)
             .bind(region.as_str())

@@ -1,0 +1,368 @@
+//! Abuse and failure paths: keys belong to their caller, bad input changes
+//! nothing, scopes do not leak, limits degrade cleanly, and the database
+//! itself refuses what the code promises never to do.
+
+use std::time::Duration;
+
+use harness::{Mode, TestEnv, conformance};
+use serde_json::{Value, json};
+use walletctl_core::platform::auth::Scopes;
+
+use super::{amount, key, user};
+
+/// A second token with `scopes`, created as an operator would.
+async fn token(env: &TestEnv, name: &str, scopes: &str) -> String {
+    env.backends()
+        .await
+        .store
+        .create_token(name, &Scopes::parse(scopes).unwrap(), "test")
+        .await
+        .unwrap()
+        .secret
+}
+
+async fn post_as(
+    app: &harness::App,
+    token: &str,
+    path: &str,
+    body: Value,
+    key: &str,
+) -> (u16, Value) {
+    app.send(
+        app.http
+            .post(format!("{}{path}", app.wallet))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(&body),
+    )
+    .await
+}
+
+conformance!(idempotency_keys_belong_to_the_caller, |env| {
+    let app = env.spawn().await;
+    let u = user();
+    app.wallet_with(&u, "SOUTH_EAST", 1_000).await;
+    let other = token(&env, "shop-b", "deduct,read").await;
+    let k = key();
+    let path = format!("/wallet/{u}/deduct");
+    let (s, a) = app.post(&path, amount(100), Some(&k)).await;
+    assert_eq!(s, 200, "{a}");
+    // The same key from another caller is another request: applied, not replayed.
+    let (s, b) = post_as(&app, &other, &path, amount(100), &k).await;
+    assert_eq!((s, b["replayed"].as_bool()), (200, Some(false)), "{b}");
+    assert_ne!(a["entry"]["id"], b["entry"]["id"]);
+    // Neither can block the other: another body under B's key is B's mismatch only.
+    let (s, c) = post_as(&app, &other, &path, amount(7), &k).await;
+    assert_eq!(
+        (s, c["error"]["code"].as_str()),
+        (422, Some("idempotency_key_reused"))
+    );
+    // And A's retry still replays A's answer.
+    let (s, again) = app.post(&path, amount(100), Some(&k)).await;
+    assert_eq!((s, again["replayed"].as_bool()), (200, Some(true)));
+    assert_eq!(again["entry"]["id"], a["entry"]["id"]);
+    assert_eq!(app.balance(&u).await, 800, "two deductions, no more");
+    app.stop().await;
+});
+
+conformance!(control_characters_and_bad_queries_change_nothing, |env| {
+    let app = env.spawn().await;
+    let u = user();
+    app.wallet_with(&u, "SOUTH_EAST", 500).await;
+    for body in [
+        json!({"amount": 5, "reason": "a\u{0}b"}),
+        json!({"amount": 5, "reference": "line\nbreak"}),
+    ] {
+        let (s, b) = app
+            .post(&format!("/wallet/{u}/deduct"), body, Some(&key()))
+            .await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (422, Some("invalid_request")),
+            "{b}"
+        );
+    }
+    assert_eq!(app.balance(&u).await, 500);
+    let (s, b) = app
+        .get(&format!("/wallet/{u}/balance?consistancy=strong"))
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (400, Some("invalid_query")),
+        "{b}"
+    );
+    for limit in ["0", "501", "2147483648", "-1"] {
+        let (s, b) = app.get(&format!("/wallet/{u}/history?limit={limit}")).await;
+        assert_eq!(s, 400, "limit={limit}: {b}");
+    }
+    let (s, _) = app.get(&format!("/wallet/{u}/history?limit=500")).await;
+    assert_eq!(s, 200);
+    app.stop().await;
+});
+
+conformance!(a_deduct_only_token_does_not_learn_the_balance, |env| {
+    let app = env.spawn().await;
+    let u = user();
+    app.wallet_with(&u, "SOUTH_EAST", 4_321).await;
+    let deducter = token(&env, "deduct-only", "deduct").await;
+    let (s, b) = post_as(
+        &app,
+        &deducter,
+        &format!("/wallet/{u}/deduct"),
+        amount(10_000),
+        &key(),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (409, Some("insufficient_funds"))
+    );
+    assert!(
+        !b.to_string().contains("4321"),
+        "the refusal leaks the balance: {b}"
+    );
+    // A token that may read sees it.
+    let (_, b) = app
+        .post(&format!("/wallet/{u}/deduct"), amount(10_000), Some(&key()))
+        .await;
+    assert_eq!(b["error"]["details"]["balance"], 4_321);
+    app.stop().await;
+});
+
+conformance!(token_creation_and_revocation_are_audited, |env| {
+    let _app = env.spawn().await;
+    let backends = env.backends().await;
+    token(&env, "audited", "read").await;
+    assert!(backends.store.revoke_token("audited", "ops").await.unwrap());
+    let entries = backends
+        .store
+        .audit_entries(Some("audited"), 10)
+        .await
+        .unwrap();
+    let actions: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| (e.action.as_str(), e.actor.as_str()))
+        .collect();
+    assert_eq!(actions, [("token.revoke", "ops"), ("token.create", "test")]);
+});
+
+conformance!(an_invented_method_creates_no_metrics_series, |env| {
+    let app = env.spawn().await;
+    let method = reqwest::Method::from_bytes(b"BREWCOFFEE").unwrap();
+    for _ in 0..3 {
+        let (s, _) = app
+            .send(
+                app.http
+                    .request(method.clone(), format!("{}/healthz", app.wallet)),
+            )
+            .await;
+        assert_eq!(s, 405);
+    }
+    let metrics = app.metrics().await;
+    assert!(!metrics.contains("BREWCOFFEE"), "the method became a label");
+    assert!(metrics.contains(r#"method="other""#));
+    app.stop().await;
+});
+
+conformance!(
+    a_full_queue_refuses_cleanly_and_changes_nothing_it_refused,
+    |env| {
+        let mut config = env.config.clone();
+        config.wallet.max_queue_per_user = 2;
+        let app = harness::App::start(config).await;
+        let u = user();
+        app.wallet_with(&u, "SOUTH_EAST", 10_000).await;
+        let url = format!("{}/wallet/{u}/deduct", app.wallet);
+        let tasks: Vec<_> = (0..60)
+            .map(|_| {
+                let req = app
+                    .http
+                    .post(url.clone())
+                    .bearer_auth(&app.token)
+                    .header("Idempotency-Key", key())
+                    .json(&amount(1));
+                tokio::spawn(async move {
+                    let r = req.send().await.unwrap();
+                    (
+                        r.status().as_u16(),
+                        r.headers().get("retry-after").is_some(),
+                        r.json::<Value>().await.unwrap(),
+                    )
+                })
+            })
+            .collect();
+        let (mut applied, mut refused) = (0, 0);
+        for t in tasks {
+            let (s, retry_after, b) = t.await.unwrap();
+            match s {
+                200 => applied += 1,
+                503 => {
+                    assert_eq!(b["error"]["code"], "overloaded", "{b}");
+                    assert!(retry_after, "a full queue says when to retry");
+                    refused += 1;
+                }
+                other => panic!("unexpected {other}: {b}"),
+            }
+        }
+        assert!(
+            refused > 0,
+            "60 concurrent deductions overflow a queue of 2"
+        );
+        assert_eq!(
+            app.balance(&u).await,
+            10_000 - applied,
+            "only accepted deductions moved money"
+        );
+        app.stop().await;
+    }
+);
+
+conformance!(a_client_that_sends_headers_slowly_is_cut_off, |env| {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = env.spawn().await;
+    let addr = app.wallet.trim_start_matches("http://").to_owned();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // Never finish the headers: the server must close the connection by itself.
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), tcp.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the connection was still open after 30 s");
+    app.stop().await;
+});
+
+/// A flood of bad tokens is answered without asking the primary: malformed
+/// ones by their shape, a well-formed unknown one once, then from the cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_of_bad_tokens_leaves_the_primary_alone() {
+    use sqlx::Connection;
+    let env = TestEnv::new(Mode::Distributed).await;
+    let app = env.spawn().await;
+    let u = user();
+    app.wallet_with(&u, "SOUTH_EAST", 1).await;
+    let pg = env.config.postgres.as_ref().unwrap();
+    let mut admin = sqlx::PgConnection::connect(pg.direct_url.as_ref().unwrap().expose())
+        .await
+        .unwrap();
+    // Every token lookup reads api_tokens; nothing else on the request path does.
+    let xacts = || "SELECT COALESCE(seq_scan, 0) + COALESCE(idx_scan, 0) FROM pg_stat_user_tables WHERE relname = 'api_tokens'";
+    sqlx::query("SELECT pg_stat_clear_snapshot()")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let unknown = format!("wct_{}", "0".repeat(64));
+    let bad: Vec<String> = (0..300)
+        .map(|i| match i % 3 {
+            0 => "nonsense".to_owned(),
+            1 => format!("wct_{}", "z".repeat(64)),
+            _ => unknown.clone(),
+        })
+        .collect();
+    // Let the statistics of the set-up settle, then count transactions around the flood.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let before: i64 = sqlx::query_scalar(xacts())
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    let tasks: Vec<_> = bad
+        .into_iter()
+        .map(|t| {
+            let req = app
+                .http
+                .get(format!("{}/wallet/{u}/balance", app.wallet))
+                .bearer_auth(t);
+            tokio::spawn(async move { req.send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 401);
+    }
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    sqlx::query("SELECT pg_stat_clear_snapshot()")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let after: i64 = sqlx::query_scalar(xacts())
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    // Our own two reads of the statistics, plus one lookup of the unknown token.
+    assert!(
+        after - before <= 4,
+        "300 bad tokens cost {} transactions on the primary",
+        after - before
+    );
+    app.stop().await;
+}
+
+/// The app role cannot rewrite history, and the owner is stopped by the
+/// append-only triggers; the app role carries statement and lock timeouts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_database_refuses_to_change_the_ledger() {
+    use sqlx::Connection;
+    let env = TestEnv::new(Mode::Distributed).await;
+    let app = env.spawn().await;
+    let u = user();
+    app.wallet_with(&u, "SOUTH_EAST", 50).await;
+    let pg = env.config.postgres.as_ref().unwrap();
+    let mut as_app = sqlx::PgConnection::connect(pg.url.expose()).await.unwrap();
+    for sql in [
+        "UPDATE ledger_entries SET amount = 1000000",
+        "DELETE FROM ledger_entries",
+        "UPDATE audit_log SET actor = 'someone else'",
+        "UPDATE wallets SET region = 'ELSEWHERE'",
+        "UPDATE api_tokens SET revoked_at_ms = NULL",
+    ] {
+        let e = sqlx::query(sql).execute(&mut as_app).await.expect_err(sql);
+        assert!(e.to_string().contains("permission denied"), "{sql}: {e}");
+    }
+    let timeout: String = sqlx::query_scalar("SHOW statement_timeout")
+        .fetch_one(&mut as_app)
+        .await
+        .unwrap();
+    assert_eq!(timeout, "5s");
+    let mut as_owner = sqlx::PgConnection::connect(pg.direct_url.as_ref().unwrap().expose())
+        .await
+        .unwrap();
+    for sql in [
+        "UPDATE ledger_entries SET amount = 1",
+        "DELETE FROM audit_log",
+        "TRUNCATE ledger_entries CASCADE",
+    ] {
+        let e = sqlx::query(sql)
+            .execute(&mut as_owner)
+            .await
+            .expect_err(sql);
+        assert!(e.to_string().contains("append-only"), "{sql}: {e}");
+    }
+    assert_eq!(app.balance(&u).await, 50);
+    app.stop().await;
+}
+
+// One relay publishes at a time: a second instance waits for the lease and
+// takes over when the first gives it up.
+conformance!(one_relay_holds_the_lease_at_a_time, |env| {
+    let backends = env.backends().await;
+    let store = &backends.store;
+    store.migrate().await.unwrap();
+    assert!(store.take_relay_lease("a", 60_000).await.unwrap());
+    assert!(
+        store.take_relay_lease("a", 60_000).await.unwrap(),
+        "the holder renews"
+    );
+    assert!(
+        !store.take_relay_lease("b", 60_000).await.unwrap(),
+        "b waits while a's lease runs"
+    );
+    store.release_relay_lease("a").await.unwrap();
+    assert!(
+        store.take_relay_lease("b", 1).await.unwrap(),
+        "b takes over"
+    );
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert!(
+        store.take_relay_lease("a", 60_000).await.unwrap(),
+        "an expired lease can be taken"
+    );
+});
