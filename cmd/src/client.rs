@@ -39,6 +39,20 @@ pub struct ApiFailure {
     pub body: Value,
 }
 
+/// How many times a money command with an unknown outcome is retried.
+pub const RETRIES: u32 = 3;
+
+/// Whether a request's outcome is unknown, so that a retry with the same key
+/// is the way to learn it: a 503, or a transport error (a timeout, a dropped
+/// connection).
+fn outcome_unknown(res: &anyhow::Result<Value>) -> bool {
+    let Err(e) = res else { return false };
+    match e.downcast_ref::<ApiFailure>() {
+        Some(f) => f.status == 503,
+        None => e.downcast_ref::<reqwest::Error>().is_some(),
+    }
+}
+
 /// A connected client.
 pub struct Client {
     http: reqwest::Client,
@@ -91,16 +105,37 @@ impl Client {
     }
 
     /// POST `body` to `path`, with an idempotency key if given.
+    ///
+    /// With a key, an unknown outcome (a 503, a timeout, a dropped
+    /// connection) is retried with the same key up to [`RETRIES`] times: the
+    /// key makes the retry either replay the attempt that took effect or
+    /// apply the request once. Without a key nothing is retried.
     pub async fn post(&self, path: &str, body: &Value, key: Option<&str>) -> anyhow::Result<Value> {
-        let mut req = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(body);
-        if let Some(k) = key {
-            req = req.header("Idempotency-Key", k);
+        let mut attempt = 0;
+        loop {
+            let mut req = self
+                .http
+                .post(format!("{}{path}", self.base))
+                .bearer_auth(&self.token)
+                .json(body);
+            if let Some(k) = key {
+                req = req.header("Idempotency-Key", k);
+            }
+            let res = Self::send(req).await;
+            if key.is_none() || attempt >= RETRIES || !outcome_unknown(&res) {
+                return res;
+            }
+            attempt += 1;
+            let pause = Duration::from_millis(200 * (1 << attempt));
+            eprintln!(
+                "walletctl: outcome unknown ({}); retrying with the same idempotency key in {pause:?} ({attempt}/{RETRIES})",
+                res.as_ref()
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default()
+            );
+            tokio::time::sleep(pause).await;
         }
-        Self::send(req).await
     }
 
     async fn send(req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
