@@ -86,6 +86,8 @@ pub struct MoveOpts {
     #[arg(long)]
     pub reference: Option<String>,
     /// Idempotency key: reuse it to retry safely. Default: a new random key.
+    /// An unknown outcome (a 503, a timeout, a dropped connection) is retried
+    /// with the same key up to 3 times before it is reported.
     #[arg(long)]
     pub idempotency_key: Option<String>,
     #[command(flatten)]
