@@ -42,13 +42,10 @@ pub fn router(state: AppState, service: Service) -> Router {
     };
     api.merge(crate::http::health::routes(service))
         .fallback(not_found)
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                axum::http::StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "this route does not take that method",
-            )
-        })
+        // axum answers a wrong method with 405 and an `Allow` header; give it the API's body.
+        .layer(axum::middleware::map_response(
+            crate::http::error::method_not_allowed,
+        ))
         .layer(axum::middleware::from_fn(move |req, next| {
             crate::http::telemetry::track(service.name(), req, next)
         }))

@@ -40,9 +40,42 @@ impl Amount {
     }
 }
 
+/// Reads a JSON integer in minor units. As in JSON Schema, a number with no
+/// fractional part (`840.0`, `1e3`) is that integer; one with a fraction
+/// (`1.5`), a string or anything else is refused. Every amount walletctl
+/// accepts (at most 10^15) is exact in an `f64`.
+fn minor_units<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    struct Units;
+    impl serde::de::Visitor<'_> for Units {
+        type Value = i64;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an integer number of minor units")
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
+            i64::try_from(v).map_err(|_| E::custom("amount: out of range"))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<i64, E> {
+            let limit = MAX_AMOUNT as f64;
+            if v.fract() == 0.0 && v.abs() <= limit {
+                Ok(v as i64)
+            } else if v.fract() != 0.0 {
+                Err(E::custom("amount: must be a whole number of minor units"))
+            } else {
+                Err(E::custom(format!(
+                    "amount: must be within ±{MAX_AMOUNT} minor units"
+                )))
+            }
+        }
+    }
+    d.deserialize_any(Units)
+}
+
 impl<'de> Deserialize<'de> for Amount {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = i64::deserialize(d)?;
+        let raw = minor_units(d)?;
         Amount::new(raw).map_err(serde::de::Error::custom)
     }
 }
@@ -75,7 +108,7 @@ impl SignedAmount {
 
 impl<'de> Deserialize<'de> for SignedAmount {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = i64::deserialize(d)?;
+        let raw = minor_units(d)?;
         SignedAmount::new(raw).map_err(serde::de::Error::custom)
     }
 }
@@ -106,6 +139,14 @@ mod tests {
         assert!(serde_json::from_str::<Amount>("\"10\"").is_err());
         assert!(serde_json::from_str::<Amount>("99999999999999999999").is_err());
         assert_eq!(serde_json::from_str::<Amount>("10").unwrap().get(), 10);
+        // JSON Schema's "integer": a number without a fraction is that integer.
+        assert_eq!(serde_json::from_str::<Amount>("840.0").unwrap().get(), 840);
+        assert_eq!(
+            serde_json::from_str::<SignedAmount>("-1e3").unwrap().get(),
+            -1000
+        );
+        assert!(serde_json::from_str::<Amount>("1e16").is_err());
+        assert!(serde_json::from_str::<Amount>("0.0").is_err());
     }
 
     proptest! {

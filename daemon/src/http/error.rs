@@ -227,3 +227,24 @@ impl From<QueryRejection> for ApiError {
 pub async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
+
+/// Gives axum's own `405 Method Not Allowed` (which lists the route's methods
+/// in `Allow`) the API's error body, keeping its headers.
+pub async fn method_not_allowed(res: Response) -> Response {
+    if res.status() != StatusCode::METHOD_NOT_ALLOWED
+        || res.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return res;
+    }
+    let (parts, _) = res.into_parts();
+    let mut answer = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method; see the Allow header",
+    )
+    .into_response();
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        answer.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    answer
+}

@@ -4,7 +4,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use walletctl_core::domain::{Amount, Region, SignedAmount};
+use walletctl_core::domain::{Amount, MAX_AMOUNT, Region, SignedAmount};
 use walletctl_core::platform::auth::Scope;
 use walletctl_core::platform::sql::ReadConsistency;
 use walletctl_core::wallet::{
@@ -19,12 +19,43 @@ use crate::state::AppState;
 /// The longest `reason` or `reference` accepted.
 const MAX_TEXT: usize = 500;
 
+/// The `{user_id}` path segment, for the OpenAPI document (parsed by `UserPath`).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(
+    dead_code,
+    reason = "describes a parameter for the OpenAPI document; never built"
+)]
+pub(super) struct UserParam {
+    /// The wallet's owner: 1–64 characters of `A-Z a-z 0-9 _ - .`.
+    #[param(pattern = r"^[A-Za-z0-9_.\-]{1,64}$", min_length = 1, max_length = 64)]
+    user_id: String,
+}
+
+/// The `Idempotency-Key` header, for the OpenAPI document (parsed by `idempotency_key`).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(
+    dead_code,
+    reason = "describes a parameter for the OpenAPI document; never built"
+)]
+pub(super) struct KeyHeader {
+    /// Unique per logical request and per token; reuse it to retry. 1–128 printable ASCII characters.
+    #[param(
+        rename = "Idempotency-Key",
+        pattern = "^[!-~]{1,128}$",
+        min_length = 1,
+        max_length = 128
+    )]
+    idempotency_key: String,
+}
+
 /// A new wallet.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateBody {
     /// The shard key: 1–32 characters of `A-Z 0-9 _`.
-    #[schema(value_type = String, example = "SOUTH_EAST")]
+    #[schema(value_type = String, example = "SOUTH_EAST", pattern = "^[A-Z0-9_]{1,32}$", min_length = 1, max_length = 32)]
     region: Region,
 }
 
@@ -35,9 +66,11 @@ pub(super) struct MoveBody {
     /// Minor units, `1 ..= 10^15`.
     #[schema(value_type = i64, minimum = 1, maximum = 1_000_000_000_000_000_i64)]
     amount: Amount,
-    /// Why, up to 500 characters.
+    /// Why, up to 500 characters, no control characters.
+    #[schema(max_length = 500, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     reason: Option<String>,
-    /// Your reference (e.g. an order id), up to 500 characters.
+    /// Your reference (e.g. an order id), up to 500 characters, no control characters.
+    #[schema(max_length = 500, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     reference: Option<String>,
 }
 
@@ -46,11 +79,17 @@ pub(super) struct MoveBody {
 #[serde(deny_unknown_fields)]
 pub(super) struct AdjustBody {
     /// Signed minor units, non-zero, within `±10^15`.
-    #[schema(value_type = i64, minimum = -1_000_000_000_000_000_i64, maximum = 1_000_000_000_000_000_i64)]
+    #[schema(schema_with = non_zero_amount)]
     amount: SignedAmount,
-    /// Why: required, recorded in the audit trail.
+    /// Why: required, not blank, up to 500 characters, no control characters; recorded in the audit trail.
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     reason: String,
-    /// Your reference.
+    /// Your reference, up to 500 characters, no control characters.
+    #[schema(max_length = 500, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     reference: Option<String>,
 }
 
@@ -102,6 +141,26 @@ impl WalletBody {
     }
 }
 
+/// `-10^15 ..= -1` or `1 ..= 10^15`: an adjustment is never zero.
+fn non_zero_amount() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, SchemaType, Type};
+    let range = |min: i64, max: i64| {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::Integer))
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::Int64,
+            )))
+            .minimum(Some(min))
+            .maximum(Some(max))
+    };
+    OneOfBuilder::new()
+        .item(range(-MAX_AMOUNT, -1))
+        .item(range(1, MAX_AMOUNT))
+        .description(Some("Signed minor units, non-zero, within ±10^15."))
+        .build()
+        .into()
+}
+
 fn text(field: &'static str, value: Option<String>) -> Result<Option<String>, ApiError> {
     match value {
         Some(v) if v.chars().count() > MAX_TEXT => Err(ApiError::new(
@@ -121,10 +180,12 @@ fn text(field: &'static str, value: Option<String>) -> Result<Option<String>, Ap
 
 #[utoipa::path(post, path = "/wallet/{user_id}", tag = "wallet", security(("bearer" = [])),
     description = "Create an empty wallet in a region. Scope: credit.",
-    params(("user_id" = String, Path, description = "1-64 characters of A-Z a-z 0-9 _ - .")), request_body = CreateBody,
+    params(UserParam), request_body = CreateBody,
     responses((status = 201, description = "Created", body = WalletBody),
         (status = 409, description = "A wallet for this user exists", body = ErrorBody),
         (status = 422, description = "Invalid body", body = ErrorBody),
+        (status = 413, description = "The body is over 64 KiB", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
         Errors))]
 pub(super) async fn create(
     State(state): State<AppState>,
@@ -143,7 +204,7 @@ pub(super) async fn create(
 
 #[utoipa::path(get, path = "/wallet/{user_id}/balance", tag = "wallet", security(("bearer" = [])),
     description = "Read a balance. Scope: read. The x-read-source header names the node that answered.",
-    params(("user_id" = String, Path, description = "1-64 characters of A-Z a-z 0-9 _ - ."), ReadQuery),
+    params(UserParam, ReadQuery),
     responses((status = 200, description = "The wallet", body = WalletBody),
         Errors))]
 pub(super) async fn balance(
@@ -162,9 +223,23 @@ pub(super) async fn balance(
     Ok(res)
 }
 
+#[utoipa::path(get, path = "/wallet/{user_id}", tag = "wallet", security(("bearer" = [])),
+    description = "The same as GET /wallet/{user_id}/balance. Scope: read.",
+    params(UserParam, ReadQuery),
+    responses((status = 200, description = "The wallet", body = WalletBody),
+        Errors))]
+pub(super) async fn wallet(
+    state: State<AppState>,
+    caller: Caller,
+    user: UserPath,
+    query: ApiQuery<ReadQuery>,
+) -> Result<Response, ApiError> {
+    balance(state, caller, user, query).await
+}
+
 #[utoipa::path(post, path = "/wallet/{user_id}/deduct", tag = "wallet", security(("bearer" = [])),
     description = "Deduct atomically; never below zero. Scope: deduct.",
-    params(("user_id" = String, Path, description = "1-64 characters of A-Z a-z 0-9 _ - ."), ("Idempotency-Key" = String, Header, description = "Unique per logical request; reuse it to retry")), request_body = MoveBody,
+    params(UserParam, KeyHeader), request_body = MoveBody,
     responses(MoneyAnswers, Errors))]
 pub(super) async fn deduct(
     state: State<AppState>,
@@ -190,7 +265,7 @@ pub(super) async fn deduct(
 
 #[utoipa::path(post, path = "/wallet/{user_id}/credit", tag = "wallet", security(("bearer" = [])),
     description = "Top up. Scope: credit.",
-    params(("user_id" = String, Path, description = "1-64 characters of A-Z a-z 0-9 _ - ."), ("Idempotency-Key" = String, Header, description = "Unique per logical request; reuse it to retry")), request_body = MoveBody,
+    params(UserParam, KeyHeader), request_body = MoveBody,
     responses(MoneyAnswers, Errors))]
 pub(super) async fn credit(
     state: State<AppState>,
@@ -216,7 +291,7 @@ pub(super) async fn credit(
 
 #[utoipa::path(post, path = "/wallet/{user_id}/adjust", tag = "wallet", security(("bearer" = [])),
     description = "Operator adjustment, either sign, with a reason; audited. Scope: adjust.",
-    params(("user_id" = String, Path, description = "1-64 characters of A-Z a-z 0-9 _ - ."), ("Idempotency-Key" = String, Header, description = "Unique per logical request; reuse it to retry")), request_body = AdjustBody,
+    params(UserParam, KeyHeader), request_body = AdjustBody,
     responses(MoneyAnswers, Errors))]
 pub(super) async fn adjust(
     state: State<AppState>,
@@ -306,7 +381,8 @@ pub(super) enum Errors {
     /// No wallet for this user.
     #[response(status = 404)]
     NotFound(ErrorBody),
-    /// The database is unavailable: retry with the same Idempotency-Key.
+    /// `unavailable` (nothing changed), `outcome_unknown` (it may have happened) or
+    /// `overloaded` (too much waits for this wallet): retry with the same Idempotency-Key.
     #[response(status = 503)]
     Unavailable(ErrorBody),
 }
@@ -327,6 +403,12 @@ pub(super) enum MoneyAnswers {
     /// Invalid body, or the key was used with another request (`idempotency_key_reused`).
     #[response(status = 422)]
     Invalid(ErrorBody),
+    /// The body is over 64 KiB.
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// The body is not sent as `application/json`.
+    #[response(status = 415)]
+    UnsupportedMediaType(ErrorBody),
 }
 
 /// A money movement's answer: 200 with the entry, or 409 with the refusal.
@@ -393,7 +475,7 @@ fn money_response(outcome: Outcome, may_read: bool) -> Result<Response, ApiError
 
 #[utoipa::path(get, path = "/wallet/{user_id}/history", tag = "wallet", security(("bearer" = [])),
     description = "Ledger entries, newest first. Scope: read.",
-    params(("user_id" = String, Path, description = "1-64 characters of A-Z a-z 0-9 _ - ."), HistoryQuery),
+    params(UserParam, HistoryQuery),
     responses((status = 200, description = "A page", body = HistoryPage),
         Errors))]
 pub(super) async fn history(

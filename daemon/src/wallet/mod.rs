@@ -12,7 +12,7 @@ use crate::state::AppState;
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "walletctl wallet service", description = "Balances, deductions, credits, adjustments and history. See docs/api.md."),
-    paths(handlers::create, handlers::balance, handlers::deduct, handlers::credit, handlers::adjust, handlers::history),
+    paths(handlers::create, handlers::wallet, handlers::balance, handlers::deduct, handlers::credit, handlers::adjust, handlers::history),
     // Bodies named only through IntoResponses are not collected on their own.
     components(schemas(
         handlers::MoveResponse,
@@ -42,7 +42,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route(
             "/wallet/{user_id}",
-            post(handlers::create).get(handlers::balance),
+            post(handlers::create).get(handlers::wallet),
         )
         .route("/wallet/{user_id}/balance", get(handlers::balance))
         .route("/wallet/{user_id}/deduct", post(handlers::deduct))
