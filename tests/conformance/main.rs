@@ -7,6 +7,7 @@ mod backends_down;
 mod bad_input;
 mod batching;
 mod concurrency;
+mod differential;
 mod hardening;
 mod health;
 mod idempotency;
