@@ -397,3 +397,60 @@ async fn shards_show_replicas_and_assign_regions_on_the_stack() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown replica"));
 }
+
+/// A money command whose outcome is unknown (503 outcome_unknown) is retried
+/// with the same idempotency key, and the retry's answer is reported.
+#[test]
+fn an_unknown_outcome_is_retried_with_the_same_key() {
+    use std::sync::{Arc, Mutex};
+    let keys: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = keys.clone();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new().route(
+        "/wallet/{user}/deduct",
+        axum::routing::post(move |headers: axum::http::HeaderMap| {
+            let seen = seen.clone();
+            async move {
+                let key = headers["idempotency-key"].to_str().unwrap().to_owned();
+                let mut keys = seen.lock().unwrap();
+                keys.push(key);
+                if keys.len() == 1 {
+                    let body = serde_json::json!({"error": {"code": "outcome_unknown", "message": "retry with the same Idempotency-Key"}});
+                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(body))
+                } else {
+                    let entry = serde_json::json!({"id": 1, "user_id": "alice", "kind": "deduct", "amount": -5,
+                        "balance_after": 95, "version": 2, "reason": null, "reference": null, "actor": "t", "created_at_ms": 0});
+                    let body = serde_json::json!({"entry": entry, "balance": 95, "replayed": true});
+                    (axum::http::StatusCode::OK, axum::Json(body))
+                }
+            }
+        }),
+    );
+    rt.spawn(async move { axum::serve(listener, app).await });
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_walletctl"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "wallet", "deduct", "alice", "5", "-o", "json", "--url", &url, "--token", "t",
+        ])
+        .env_remove("WALLETCTL_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["replayed"], true);
+    let keys = keys.lock().unwrap();
+    assert_eq!(keys.len(), 2, "one retry");
+    assert_eq!(keys[0], keys[1], "the retry reused the key");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("outcome unknown"));
+}

@@ -366,3 +366,36 @@ conformance!(one_relay_holds_the_lease_at_a_time, |env| {
         "an expired lease can be taken"
     );
 });
+
+conformance!(a_request_past_its_deadline_is_an_unknown_outcome, |env| {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut config = env.config.clone();
+    config.wallet.request_timeout_ms = 300;
+    let app = harness::App::start(config).await;
+    let u = user();
+    app.wallet_with(&u, "SOUTH_EAST", 10).await;
+    // A body that never finishes keeps the request inside its deadline's reach.
+    let mut tcp = tokio::net::TcpStream::connect(app.wallet.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /wallet/{u}/deduct HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nIdempotency-Key: {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"amount\"",
+        app.token,
+        key()
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(30), tcp.read(&mut buf))
+        .await
+        .expect("an answer came")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("outcome_unknown"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after"),
+        "{answer}"
+    );
+    assert_eq!(app.balance(&u).await, 10, "nothing was applied");
+    app.stop().await;
+});

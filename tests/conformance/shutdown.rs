@@ -50,3 +50,64 @@ conformance!(shutdown_finishes_in_flight_requests, |env| {
     );
     again.stop().await;
 });
+
+// A request the server has accepted and is still reading when shutdown
+// begins is finished and answered, and applied exactly once: its body is
+// sent in two halves, the second only after the listener has closed.
+conformance!(shutdown_answers_a_request_it_is_still_reading, |env| {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = env.spawn().await;
+    let u = user();
+    app.wallet_with(&u, "SOUTH_EAST", 1_000).await;
+    let addr = app.wallet.trim_start_matches("http://").to_owned();
+    let body = br#"{"amount": 1}"#;
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /wallet/{u}/deduct HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nIdempotency-Key: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        app.token,
+        key(),
+        body.len()
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(&body[..5]).await.unwrap();
+    // Wait until the server holds it: this /metrics request counts as one, ours as the other.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let metrics = app.metrics().await;
+        let in_flight = metrics
+            .lines()
+            .find(|l| l.starts_with("http_requests_in_flight{service=\"wallet\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if in_flight >= 2.0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the request never reached the server"
+        );
+        tokio::task::yield_now().await;
+    }
+    let stopping = tokio::spawn(app.stop());
+    // Shutdown has begun once the listener refuses new connections.
+    while tokio::net::TcpStream::connect(&addr).await.is_ok() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the listener never closed"
+        );
+        tokio::task::yield_now().await;
+    }
+    tcp.write_all(&body[5..]).await.unwrap();
+    let mut answer = Vec::new();
+    tcp.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "the in-flight request was answered: {answer}"
+    );
+    stopping.await.unwrap();
+    let again = env.spawn().await;
+    assert_eq!(again.balance(&u).await, 999, "applied exactly once");
+    again.stop().await;
+});

@@ -53,7 +53,10 @@ pub async fn track(service: &'static str, req: Request, next: Next) -> Response 
         .unwrap_or_else(|| "unmatched".into());
     let method = method_label(req.method());
     let start = Instant::now();
+    let in_flight = metrics::gauge!("http_requests_in_flight", "service" => service);
+    in_flight.increment(1.0);
     let res = next.run(req).await;
+    in_flight.decrement(1.0);
     let status = res.status().as_u16().to_string();
     let labels = [
         ("service", service.to_owned()),
