@@ -2,10 +2,9 @@
 //! change they describe, then relayed to the event log and marked sent.
 
 use serde::{Deserialize, Serialize};
-use sqlx::{Any, Row, Transaction};
 
 use crate::now_ms;
-use crate::platform::sql::{Store, StoreError};
+use crate::platform::sql::{Store, StoreError, in_tx};
 
 /// An event waiting in (or relayed from) the outbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,59 +21,54 @@ pub struct OutboxEvent {
     pub payload: String,
 }
 
-/// Appends an event to the outbox inside the caller's transaction: it is
-/// published if and only if that transaction commits.
-pub(crate) async fn insert(
-    tx: &mut Transaction<'static, Any>,
-    event_id: &str,
-    topic: &str,
-    key: &str,
-    payload: &str,
-    now: i64,
-) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO outbox (event_id, topic, key, payload, created_at_ms) VALUES ($1, $2, $3, $4, $5)")
-        .persistent(false)
-        .bind(event_id)
-        .bind(topic)
-        .bind(key)
-        .bind(payload)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+/// Appends an event to the outbox inside the caller's transaction `$tx` (of
+/// either engine): it is published if and only if that transaction commits.
+/// `?` leaves the caller on failure.
+macro_rules! outbox_insert {
+    ($tx:ident, $event_id:expr, $topic:expr, $key:expr, $payload:expr, $now:expr) => {
+        sqlx::query("INSERT INTO outbox (event_id, topic, key, payload, created_at_ms) VALUES ($1, $2, $3, $4, $5)")
+            .persistent(false)
+            .bind($event_id)
+            .bind($topic)
+            .bind($key)
+            .bind($payload)
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?
+    };
 }
+pub(crate) use outbox_insert;
 
 impl Store {
     /// Takes or renews the relay lease for `holder` until `now + ttl_ms`;
     /// `false` while another holder's lease runs.
     pub async fn take_relay_lease(&self, holder: &str, ttl_ms: i64) -> Result<bool, StoreError> {
         let now = now_ms();
-        let mut tx = self.tx(false).await?;
-        let n = sqlx::query(
-            "INSERT INTO relay_lease (name, holder, expires_at_ms) VALUES ('outbox', $1, $2) \
+        const SQL: &str = "INSERT INTO relay_lease (name, holder, expires_at_ms) VALUES ('outbox', $1, $2) \
              ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at_ms = excluded.expires_at_ms \
-             WHERE relay_lease.holder = excluded.holder OR relay_lease.expires_at_ms < $3",
-        )
-        .persistent(false)
-        .bind(holder)
-        .bind(now + ttl_ms)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
+             WHERE relay_lease.holder = excluded.holder OR relay_lease.expires_at_ms < $3";
+        let n = in_tx!(self, primary, |tx| {
+            sqlx::query(SQL)
+                .persistent(false)
+                .bind(holder)
+                .bind(now + ttl_ms)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        });
         Ok(n == 1)
     }
 
     /// Gives the lease up (at shutdown), so another instance takes over at once.
     pub async fn release_relay_lease(&self, holder: &str) -> Result<(), StoreError> {
-        let mut tx = self.tx(false).await?;
-        sqlx::query("DELETE FROM relay_lease WHERE name = 'outbox' AND holder = $1")
-            .persistent(false)
-            .bind(holder)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        in_tx!(self, primary, |tx| {
+            sqlx::query("DELETE FROM relay_lease WHERE name = 'outbox' AND holder = $1")
+                .persistent(false)
+                .bind(holder)
+                .execute(&mut *tx)
+                .await?;
+        });
         Ok(())
     }
 
@@ -104,17 +98,18 @@ impl Store {
         let ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
         let n = events.len();
         publish(events).await.map_err(RelayError::Publish)?;
+        let sql = format!(
+            "UPDATE outbox SET sent_at_ms = $1 WHERE id IN ({})",
+            ids.join(",")
+        );
         let mark = async {
-            let mut tx = self.tx(false).await?;
-            sqlx::query(&format!(
-                "UPDATE outbox SET sent_at_ms = $1 WHERE id IN ({})",
-                ids.join(",")
-            ))
-            .persistent(false)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
+            in_tx!(self, primary, |tx| {
+                sqlx::query(&sql)
+                    .persistent(false)
+                    .bind(now_ms())
+                    .execute(&mut *tx)
+                    .await?;
+            });
             Ok::<_, StoreError>(())
         };
         mark.await.map_err(RelayError::Store)?;
@@ -122,40 +117,35 @@ impl Store {
     }
 
     async fn unsent(&self, limit: i64) -> Result<Vec<OutboxEvent>, StoreError> {
-        let mut tx = self.tx(false).await?;
-        let rows = sqlx::query(
-            "SELECT id, event_id, topic, key, payload FROM outbox WHERE sent_at_ms IS NULL ORDER BY id LIMIT $1",
-        )
-        .persistent(false)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        const SQL: &str = "SELECT id, event_id, topic, key, payload FROM outbox WHERE sent_at_ms IS NULL ORDER BY id LIMIT $1";
+        let rows = in_tx!(self, primary, |tx| {
+            sqlx::query_as::<_, (i64, String, String, String, String)>(SQL)
+                .persistent(false)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?
+        });
         Ok(rows
-            .iter()
-            .map(|r| {
-                Ok(OutboxEvent {
-                    id: r.try_get(0)?,
-                    event_id: r.try_get(1)?,
-                    topic: r.try_get(2)?,
-                    key: r.try_get(3)?,
-                    payload: r.try_get(4)?,
-                })
+            .into_iter()
+            .map(|(id, event_id, topic, key, payload)| OutboxEvent {
+                id,
+                event_id,
+                topic,
+                key,
+                payload,
             })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?)
+            .collect())
     }
 
     /// How many events wait to be relayed.
     pub async fn outbox_backlog(&self) -> Result<i64, StoreError> {
-        let mut tx = self.tx(false).await?;
-        let n: i64 = sqlx::query_scalar(
-            "SELECT CAST(COUNT(*) AS BIGINT) FROM outbox WHERE sent_at_ms IS NULL",
-        )
-        .persistent(false)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(n)
+        const SQL: &str = "SELECT CAST(COUNT(*) AS BIGINT) FROM outbox WHERE sent_at_ms IS NULL";
+        Ok(in_tx!(self, primary, |tx| {
+            sqlx::query_scalar::<_, i64>(SQL)
+                .persistent(false)
+                .fetch_one(&mut *tx)
+                .await?
+        }))
     }
 
     /// Waits until a commit wrote an outbox event (or returns at once if one already did).

@@ -2,9 +2,7 @@
 //! Rows are appended inside the transaction of the change they describe and
 //! never updated or deleted.
 
-use sqlx::Row;
-
-use crate::platform::sql::{Store, StoreError};
+use crate::platform::sql::{Store, StoreError, in_tx};
 
 /// One row of the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -30,49 +28,45 @@ impl Store {
         target: Option<&str>,
         limit: u32,
     ) -> Result<Vec<AuditEntry>, StoreError> {
-        let mut tx = self.tx(false).await?;
-        let rows = sqlx::query(
-            "SELECT id, actor, action, target, details, created_at_ms FROM audit_log \
-             WHERE ($1 = '' OR target = $1) ORDER BY id DESC LIMIT $2",
-        )
-        .persistent(false)
-        .bind(target.unwrap_or_default())
-        .bind(i64::from(limit.clamp(1, 10_000)))
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditEntry {
-                    id: r.try_get(0)?,
-                    actor: r.try_get(1)?,
-                    action: r.try_get(2)?,
-                    target: r.try_get(3)?,
-                    details: r.try_get(4)?,
-                    created_at_ms: r.try_get(5)?,
-                })
-            })
-            .collect()
+        const SQL: &str = "SELECT id, actor, action, target, details, created_at_ms FROM audit_log \
+             WHERE ($1 = '' OR target = $1) ORDER BY id DESC LIMIT $2";
+        let rows = in_tx!(self, primary, |tx| {
+            sqlx::query_as::<_, (i64, String, String, String, String, i64)>(SQL)
+                .persistent(false)
+                .bind(target.unwrap_or_default())
+                .bind(i64::from(limit.clamp(1, 10_000)))
+                .fetch_all(&mut *tx)
+                .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, actor, action, target, details, created_at_ms)| AuditEntry {
+                    id,
+                    actor,
+                    action,
+                    target,
+                    details,
+                    created_at_ms,
+                },
+            )
+            .collect())
     }
 }
 
-/// Appends to the audit trail inside the caller's transaction.
-pub(crate) async fn record(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    actor: &str,
-    action: &str,
-    target: &str,
-    details: &serde_json::Value,
-    now: i64,
-) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO audit_log (actor, action, target, details, created_at_ms) VALUES ($1, $2, $3, $4, $5)")
-        .persistent(false)
-        .bind(actor)
-        .bind(action)
-        .bind(target)
-        .bind(details.to_string())
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+/// Appends to the audit trail inside the caller's transaction `$tx` (of
+/// either engine); `?` leaves the caller on failure.
+macro_rules! audit_record {
+    ($tx:ident, $actor:expr, $action:expr, $target:expr, $details:expr, $now:expr) => {
+        sqlx::query("INSERT INTO audit_log (actor, action, target, details, created_at_ms) VALUES ($1, $2, $3, $4, $5)")
+            .persistent(false)
+            .bind($actor)
+            .bind($action)
+            .bind($target)
+            .bind(($details).to_string())
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?
+    };
 }
+pub(crate) use audit_record;

@@ -1,11 +1,9 @@
 //! The events the wallet publishes: `balance_updated`, keyed by user id.
 
 use serde::{Deserialize, Serialize};
-use sqlx::{Any, Transaction};
 
 use super::model::{EntryKind, LedgerEntry, Wallet};
 use crate::events::topic::BALANCE_UPDATED;
-use crate::platform::sql::StoreError;
 
 /// The payload of a `balance_updated` event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,35 +31,48 @@ pub struct BalanceUpdated {
     pub occurred_at_ms: i64,
 }
 
-pub(crate) async fn insert_balance_updated(
-    tx: &mut Transaction<'static, Any>,
-    wallet: &Wallet,
-    delta: i64,
-    entry: Option<&LedgerEntry>,
-    kind: Option<EntryKind>,
-    now: i64,
-) -> Result<(), StoreError> {
-    let event = BalanceUpdated {
-        event_id: uuid::Uuid::now_v7().to_string(),
-        kind: BALANCE_UPDATED.into(),
-        user_id: wallet.user_id.clone(),
-        region: wallet.region.clone(),
-        balance: wallet.balance,
-        version: wallet.version,
-        delta,
-        entry_id: entry.map(|e| e.id),
-        entry_kind: kind,
-        occurred_at_ms: now,
-    };
-    let payload = serde_json::to_string(&event)
-        .map_err(|e| StoreError::Database(sqlx::Error::Encode(Box::new(e))))?;
-    crate::events::outbox::insert(
-        tx,
-        &event.event_id,
-        BALANCE_UPDATED,
-        &event.user_id,
-        &payload,
-        now,
-    )
-    .await
+impl BalanceUpdated {
+    /// The event for a wallet just changed (or created), with a fresh event id.
+    pub(crate) fn new(
+        wallet: &Wallet,
+        delta: i64,
+        entry: Option<&LedgerEntry>,
+        kind: Option<EntryKind>,
+        now: i64,
+    ) -> BalanceUpdated {
+        BalanceUpdated {
+            event_id: uuid::Uuid::now_v7().to_string(),
+            kind: BALANCE_UPDATED.into(),
+            user_id: wallet.user_id.clone(),
+            region: wallet.region.clone(),
+            balance: wallet.balance,
+            version: wallet.version,
+            delta,
+            entry_id: entry.map(|e| e.id),
+            entry_kind: kind,
+            occurred_at_ms: now,
+        }
+    }
+
+    /// The JSON payload published.
+    pub(crate) fn payload(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
 }
+
+/// Writes `$event` (a [`BalanceUpdated`]) to the outbox inside the caller's
+/// transaction `$tx`, keyed by user id so one user's events stay in order.
+macro_rules! insert_balance_updated {
+    ($tx:ident, $event:expr, $now:expr) => {{
+        let event = $event;
+        $crate::events::outbox::outbox_insert!(
+            $tx,
+            &event.event_id,
+            $crate::events::topic::BALANCE_UPDATED,
+            &event.user_id,
+            event.payload(),
+            $now
+        )
+    }};
+}
+pub(crate) use insert_balance_updated;

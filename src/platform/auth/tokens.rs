@@ -2,11 +2,11 @@
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
 use super::Scopes;
 use crate::now_ms;
-use crate::platform::sql::{Store, StoreError};
+use crate::platform::audit::audit_record;
+use crate::platform::sql::{Store, StoreError, in_tx};
 
 /// A token as the service sees it after checking it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,24 +44,25 @@ impl Store {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
         let secret = format!("wct_{}", hex::encode(bytes));
-        let mut tx = self.admin_tx().await?;
-        let res = sqlx::query("INSERT INTO api_tokens (id, name, token_hash, scopes, created_at_ms) VALUES ($1, $2, $3, $4, $5)")
-            .persistent(false)
-            .bind(uuid::Uuid::new_v4().to_string())
-            .bind(name)
-            .bind(digest(&secret))
-            .bind(scopes.to_string())
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await;
-        match res {
-            Err(e) if StoreError::is_unique_violation(&e) => return Err(StoreError::TokenExists),
-            other => other?,
-        };
         let details = serde_json::json!({ "scopes": scopes.to_string() });
-        crate::platform::audit::record(&mut tx, actor, "token.create", name, &details, now_ms())
-            .await?;
-        tx.commit().await?;
+        in_tx!(self, admin, |tx| {
+            let res = sqlx::query("INSERT INTO api_tokens (id, name, token_hash, scopes, created_at_ms) VALUES ($1, $2, $3, $4, $5)")
+                .persistent(false)
+                .bind(uuid::Uuid::new_v4().to_string())
+                .bind(name)
+                .bind(digest(&secret))
+                .bind(scopes.to_string())
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await;
+            match res {
+                Err(e) if StoreError::is_unique_violation(&e) => {
+                    return Err(StoreError::TokenExists);
+                }
+                other => other?,
+            };
+            audit_record!(tx, actor, "token.create", name, &details, now_ms());
+        });
         Ok(NewToken {
             name: name.to_owned(),
             secret,
@@ -71,19 +72,20 @@ impl Store {
 
     /// Looks a bearer secret up; `None` if unknown or revoked.
     pub async fn verify_token(&self, secret: &str) -> Result<Option<TokenInfo>, StoreError> {
-        let mut tx = self.tx(false).await?;
-        let row = sqlx::query(
-            "SELECT name, scopes FROM api_tokens WHERE token_hash = $1 AND revoked_at_ms IS NULL",
-        )
-        .persistent(false)
-        .bind(digest(secret))
-        .fetch_optional(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        let Some(row) = row else { return Ok(None) };
-        let scopes: String = row.try_get(1)?;
+        const SQL: &str =
+            "SELECT name, scopes FROM api_tokens WHERE token_hash = $1 AND revoked_at_ms IS NULL";
+        let row = in_tx!(self, primary, |tx| {
+            sqlx::query_as::<_, (String, String)>(SQL)
+                .persistent(false)
+                .bind(digest(secret))
+                .fetch_optional(&mut *tx)
+                .await?
+        });
+        let Some((name, scopes)) = row else {
+            return Ok(None);
+        };
         Ok(Some(TokenInfo {
-            name: row.try_get(0)?,
+            name,
             scopes: Scopes::parse(&scopes)
                 .map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))?,
         }))
@@ -91,40 +93,33 @@ impl Store {
 
     /// Revokes a token by name; false if there was none. Audited as `actor`'s.
     pub async fn revoke_token(&self, name: &str, actor: &str) -> Result<bool, StoreError> {
-        let mut tx = self.admin_tx().await?;
-        let n = sqlx::query(
-            "UPDATE api_tokens SET revoked_at_ms = $1 WHERE name = $2 AND revoked_at_ms IS NULL",
-        )
-        .persistent(false)
-        .bind(now_ms())
-        .bind(name)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n == 1 {
-            let details = serde_json::json!({});
-            crate::platform::audit::record(
-                &mut tx,
-                actor,
-                "token.revoke",
-                name,
-                &details,
-                now_ms(),
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(n == 1)
+        const SQL: &str =
+            "UPDATE api_tokens SET revoked_at_ms = $1 WHERE name = $2 AND revoked_at_ms IS NULL";
+        let details = serde_json::json!({});
+        Ok(in_tx!(self, admin, |tx| {
+            let n = sqlx::query(SQL)
+                .persistent(false)
+                .bind(now_ms())
+                .bind(name)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n == 1 {
+                audit_record!(tx, actor, "token.revoke", name, &details, now_ms());
+            }
+            n == 1
+        }))
     }
 
     /// Whether any token exists (revoked or not): false only on first run.
     pub async fn any_token(&self) -> Result<bool, StoreError> {
-        let mut tx = self.tx(false).await?;
-        let n: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM api_tokens")
-            .persistent(false)
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        const SQL: &str = "SELECT CAST(COUNT(*) AS BIGINT) FROM api_tokens";
+        let n = in_tx!(self, primary, |tx| {
+            sqlx::query_scalar::<_, i64>(SQL)
+                .persistent(false)
+                .fetch_one(&mut *tx)
+                .await?
+        });
         Ok(n > 0)
     }
 }

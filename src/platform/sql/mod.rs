@@ -2,16 +2,20 @@
 //! replicas per region) or the embedded SQLite file, its migrations, the
 //! region → replica map and the read routing.
 //!
-//! Both engines are driven through `sqlx::Any`, and every statement is written
-//! once in the dialect both accept (`$N` parameters, `RETURNING`, `ON CONFLICT`).
-//! Correctness lives here: each money movement is one transaction with a
+//! Each engine has its own typed pools (`PgPool`, `SqlitePool`); nothing goes
+//! through `sqlx::Any`. A statement both engines share is written once, in
+//! the dialect both accept (`$N` parameters, `RETURNING`, `ON CONFLICT`),
+//! inside [`in_tx!`], which expands its body once per engine so that each
+//! driver type-checks its own statements and rows. Where the engines differ
+//! (the money path), each has its own adapter module.
+//! Correctness lives in the transactions: each money movement is one with a
 //! conditional update, a ledger entry, an outbox event and an idempotency
 //! record. Locks and caches elsewhere only make it faster.
 //!
 //! PgBouncer in transaction mode hands a client's statements to whichever
 //! server connection is free, so named prepared statements leak between
 //! clients. Every statement on the primary therefore runs inside an explicit
-//! transaction and unprepared (`persistent(false)`); see [`Store::tx`].
+//! transaction and unprepared (`persistent(false)`); see [`in_tx!`].
 //!
 //! Pools do not ping a connection before handing it out
 //! (`test_before_acquire(false)`): that would add a round trip to every
@@ -22,17 +26,19 @@ mod error;
 mod replicas;
 mod shards;
 
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
-use sqlx::{Any, AnyPool, Transaction};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use tokio::sync::Notify;
 
 use crate::config::Config;
 
 pub use error::StoreError;
+pub(crate) use replicas::ReplicaSet;
 pub use replicas::{ReadConsistency, ReplicaStatus};
 pub use shards::ShardAssignment;
 
@@ -48,6 +54,67 @@ pub enum Dialect {
     Sqlite,
 }
 
+/// The typed pools of one engine.
+pub(crate) enum Pools {
+    /// Distributed mode.
+    Postgres {
+        /// Writes (and strong reads without a sync replica): PgBouncer in front of the primary.
+        primary: PgPool,
+        /// The primary itself as the owner, bypassing PgBouncer: migrations,
+        /// grants, tokens, the region map, replication status.
+        direct: PgPool,
+    },
+    /// The embedded default.
+    Sqlite {
+        /// The one write connection: SQLite has one writer, so writers queue
+        /// in-process instead of failing with SQLITE_BUSY.
+        writer: SqlitePool,
+        /// Read connections.
+        readers: SqlitePool,
+    },
+}
+
+/// Runs `$body` in a transaction, once per engine: inside it `$tx` is a
+/// concretely typed transaction (`Transaction<Postgres>` or
+/// `Transaction<Sqlite>`), so each driver checks its own statements and rows.
+/// `$which` picks the PostgreSQL connection: `primary` (through PgBouncer),
+/// `money` (the primary, committing at the money transactions' level) or
+/// `admin` (the owner's direct connection). SQLite always uses its writer.
+/// `?` inside `$body` leaves the enclosing function and rolls back.
+macro_rules! in_tx {
+    ($store:expr, $which:ident, |$tx:ident| $body:expr) => {{
+        match &$store.inner.pools {
+            $crate::platform::sql::Pools::Postgres { primary, direct } => {
+                #[allow(unused_mut)]
+                let mut $tx = $crate::platform::sql::in_tx!(@pg $store, $which, primary, direct);
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+            $crate::platform::sql::Pools::Sqlite { writer, .. } => {
+                #[allow(unused_mut)]
+                let mut $tx = writer.begin().await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+        }
+    }};
+    (@pg $store:expr, primary, $p:ident, $d:ident) => {{
+        let _ = $d;
+        $p.begin().await?
+    }};
+    (@pg $store:expr, admin, $p:ident, $d:ident) => {{
+        let _ = $p;
+        $d.begin().await?
+    }};
+    (@pg $store:expr, money, $p:ident, $d:ident) => {{
+        let _ = $d;
+        $store.money_tx($p).await?
+    }};
+}
+pub(crate) use in_tx;
+
 /// The SQL database: pools, replicas and migrations. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -55,13 +122,10 @@ pub struct Store {
 }
 
 pub(crate) struct Inner {
-    dialect: Dialect,
-    /// Writes (and strong reads without a sync replica): PgBouncer or the SQLite writer.
-    primary: AnyPool,
-    /// The primary itself, bypassing PgBouncer: migrations and replication status.
-    direct: AnyPool,
-    /// Embedded reads, or the replica set in distributed mode.
-    pub(crate) replicas: replicas::ReplicaSet,
+    /// The engine's pools.
+    pub(crate) pools: Pools,
+    /// The replica set in distributed mode (empty in the embedded default).
+    pub(crate) replicas: ReplicaSet,
     /// `SET LOCAL synchronous_commit` for money-moving transactions.
     pub(crate) synchronous_commit: Option<String>,
     /// The role `serve` connects as through `url`, granted its rights by [`Store::migrate`].
@@ -75,26 +139,23 @@ impl Store {
     /// pools connect on first use, so a service can start and report a down
     /// backend on `/readyz` instead of refusing to start.
     pub fn open(config: &Config) -> Result<Store, StoreError> {
-        sqlx::any::install_default_drivers();
         let check = Duration::from_millis(config.wallet.replica_check_ms);
         let inner = match &config.postgres {
             Some(pg) => {
-                let primary = AnyPoolOptions::new()
+                let primary = PgPoolOptions::new()
                     .test_before_acquire(false)
                     .max_connections(pg.pool_size)
                     .acquire_timeout(Duration::from_secs(5))
                     .connect_lazy(pg.url.expose())?;
                 let direct_url = pg.direct_url.as_ref().unwrap_or(&pg.url);
-                let direct = AnyPoolOptions::new()
+                let direct = PgPoolOptions::new()
                     .test_before_acquire(false)
                     .max_connections(2)
                     .acquire_timeout(Duration::from_secs(5))
                     .connect_lazy(direct_url.expose())?;
-                let replicas = replicas::ReplicaSet::distributed(pg, primary.clone(), check)?;
+                let replicas = ReplicaSet::distributed(pg, primary.clone(), check)?;
                 Inner {
-                    dialect: Dialect::Postgres,
-                    primary,
-                    direct,
+                    pools: Pools::Postgres { primary, direct },
                     replicas,
                     synchronous_commit: pg.synchronous_commit.clone(),
                     app_role: pg.app_role.clone(),
@@ -104,23 +165,23 @@ impl Store {
             None => {
                 std::fs::create_dir_all(&config.data_dir)
                     .map_err(|e| StoreError::Io(config.data_dir.clone(), e))?;
-                let url = format!("sqlite://{}?mode=rwc", config.embedded_db_path().display());
-                // SQLite has one writer: a single write connection queues writers
-                // in-process instead of failing them with SQLITE_BUSY.
-                let primary = AnyPoolOptions::new()
+                let options = SqliteConnectOptions::from_str(&format!(
+                    "sqlite://{}",
+                    config.embedded_db_path().display()
+                ))?
+                .create_if_missing(true);
+                let writer = SqlitePoolOptions::new()
                     .test_before_acquire(false)
                     .max_connections(1)
                     .acquire_timeout(Duration::from_secs(30))
-                    .connect_lazy(&url)?;
-                let readers = AnyPoolOptions::new()
+                    .connect_lazy_with(options.clone());
+                let readers = SqlitePoolOptions::new()
                     .test_before_acquire(false)
                     .max_connections(4)
-                    .connect_lazy(&url)?;
+                    .connect_lazy_with(options);
                 Inner {
-                    dialect: Dialect::Sqlite,
-                    direct: primary.clone(),
-                    primary,
-                    replicas: replicas::ReplicaSet::embedded(readers),
+                    pools: Pools::Sqlite { writer, readers },
+                    replicas: ReplicaSet::embedded(),
                     synchronous_commit: None,
                     app_role: None,
                     outbox_notify: Notify::new(),
@@ -134,13 +195,19 @@ impl Store {
 
     /// The engine behind this store.
     pub fn dialect(&self) -> Dialect {
-        self.inner.dialect
+        match self.inner.pools {
+            Pools::Postgres { .. } => Dialect::Postgres,
+            Pools::Sqlite { .. } => Dialect::Sqlite,
+        }
     }
 
     /// Applies pending migrations; returns how many ran.
     pub async fn migrate(&self) -> Result<usize, StoreError> {
         let before = self.applied_migrations().await.unwrap_or_default().len();
-        self.migrator().run(&self.inner.direct).await?;
+        match &self.inner.pools {
+            Pools::Postgres { direct, .. } => PG_MIGRATIONS.run(direct).await?,
+            Pools::Sqlite { writer, .. } => SQLITE_MIGRATIONS.run(writer).await?,
+        }
         if let Some(role) = &self.inner.app_role {
             self.grant_app_role(role).await?;
         }
@@ -153,6 +220,9 @@ impl Store {
     /// balance, version and timestamp, a key's stored answer and an outbox
     /// row's sent mark are the only columns it may update. Idempotent.
     async fn grant_app_role(&self, role: &str) -> Result<(), StoreError> {
+        let Pools::Postgres { direct, .. } = &self.inner.pools else {
+            return Ok(());
+        };
         // The role name was checked against [a-z_][a-z0-9_]* when the configuration was read.
         let statements = [
             "GRANT SELECT, INSERT ON ledger_entries, audit_log TO {r}",
@@ -166,7 +236,7 @@ impl Store {
             "GRANT SELECT, INSERT, UPDATE, DELETE ON relay_lease TO {r}",
             "GRANT USAGE ON SEQUENCE ledger_entries_id_seq, audit_log_id_seq, outbox_id_seq TO {r}",
         ];
-        let mut tx = self.admin_tx().await?;
+        let mut tx = direct.begin().await?;
         for s in statements {
             sqlx::query(&s.replace("{r}", role))
                 .persistent(false)
@@ -180,8 +250,11 @@ impl Store {
     /// Every known migration with whether it has been applied: `(version, description, applied)`.
     pub async fn migration_status(&self) -> Result<Vec<(i64, String, bool)>, StoreError> {
         let applied = self.applied_migrations().await.unwrap_or_default();
-        Ok(self
-            .migrator()
+        let migrator = match self.dialect() {
+            Dialect::Postgres => &PG_MIGRATIONS,
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
+        };
+        Ok(migrator
             .iter()
             .map(|m| {
                 (
@@ -194,28 +267,24 @@ impl Store {
     }
 
     async fn applied_migrations(&self) -> Result<Vec<i64>, StoreError> {
-        let rows: Vec<AnyRow> = sqlx::query(
-            "SELECT version FROM _sqlx_migrations WHERE success = true ORDER BY version",
-        )
-        .fetch_all(&self.inner.direct)
-        .await?;
-        rows.iter()
-            .map(|r| sqlx::Row::try_get::<i64, _>(r, 0).map_err(StoreError::from))
-            .collect()
+        const SQL: &str =
+            "SELECT version FROM _sqlx_migrations WHERE success = true ORDER BY version";
+        Ok(in_tx!(self, admin, |tx| {
+            sqlx::query_scalar::<_, i64>(SQL)
+                .persistent(false)
+                .fetch_all(&mut *tx)
+                .await?
+        }))
     }
 
-    fn migrator(&self) -> &'static Migrator {
-        match self.inner.dialect {
-            Dialect::Postgres => &PG_MIGRATIONS,
-            Dialect::Sqlite => &SQLITE_MIGRATIONS,
-        }
-    }
-
-    /// Begins a transaction on the primary. With `money` set and
-    /// `synchronous_commit` configured, the commit waits for that level.
-    pub(crate) async fn tx(&self, money: bool) -> Result<Transaction<'static, Any>, StoreError> {
-        let mut tx = self.inner.primary.begin().await?;
-        if money && let Some(level) = &self.inner.synchronous_commit {
+    /// Begins a PostgreSQL transaction on the primary that commits at the
+    /// money transactions' `synchronous_commit` level, when one is configured.
+    pub(crate) async fn money_tx(
+        &self,
+        primary: &PgPool,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+        let mut tx = primary.begin().await?;
+        if let Some(level) = &self.inner.synchronous_commit {
             // The level was checked against a fixed list when the configuration was read.
             sqlx::query(&format!("SET LOCAL synchronous_commit TO '{level}'"))
                 .persistent(false)
@@ -225,21 +294,14 @@ impl Store {
         Ok(tx)
     }
 
-    /// Begins a transaction as the owner, on the direct connection: for
-    /// administration (tokens, the region map), which the app role may
-    /// only read.
-    pub(crate) async fn admin_tx(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        Ok(self.inner.direct.begin().await?)
-    }
-
     /// Checks that the primary answers.
     pub async fn ping_primary(&self) -> Result<(), StoreError> {
-        let mut tx = self.tx(false).await?;
-        sqlx::query("SELECT 1")
-            .persistent(false)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        in_tx!(self, primary, |tx| {
+            sqlx::query("SELECT 1")
+                .persistent(false)
+                .execute(&mut *tx)
+                .await?;
+        });
         Ok(())
     }
 
@@ -247,10 +309,10 @@ impl Store {
     /// transaction id and commits at the money transactions' level, so a
     /// lost synchronous standby shows here as a commit that never returns.
     pub async fn ping_write(&self) -> Result<(), StoreError> {
-        if self.dialect() != Dialect::Postgres {
+        let Pools::Postgres { primary, .. } = &self.inner.pools else {
             return self.ping_primary().await;
-        }
-        let mut tx = self.tx(true).await?;
+        };
+        let mut tx = self.money_tx(primary).await?;
         sqlx::query("SELECT CAST(pg_current_xact_id() AS TEXT)")
             .persistent(false)
             .execute(&mut *tx)
@@ -271,8 +333,16 @@ impl Store {
 
     /// Closes every pool.
     pub async fn close(&self) {
-        self.inner.primary.close().await;
-        self.inner.direct.close().await;
+        match &self.inner.pools {
+            Pools::Postgres { primary, direct } => {
+                primary.close().await;
+                direct.close().await;
+            }
+            Pools::Sqlite { writer, readers } => {
+                writer.close().await;
+                readers.close().await;
+            }
+        }
         self.inner.replicas.close().await;
     }
 }

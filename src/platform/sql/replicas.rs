@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyConnection, AnyPool, Connection};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 
 use super::StoreError;
 use crate::config::PostgresConfig;
@@ -44,7 +44,7 @@ const REGION_CACHE_MAX: usize = 1_000_000;
 
 struct Replica {
     name: String,
-    pool: AnyPool,
+    pool: PgPool,
     down_until: Mutex<Option<Instant>>,
 }
 
@@ -68,8 +68,7 @@ pub struct ReplicaStatus {
 pub(crate) struct ReplicaSet {
     replicas: Vec<Replica>,
     sync_replica: Option<usize>,
-    primary: Option<AnyPool>,
-    embedded: Option<AnyPool>,
+    primary: Option<PgPool>,
     check: Duration,
     assignments: Mutex<RegionMap>,
     refreshing: AtomicBool,
@@ -86,30 +85,25 @@ struct RegionMap {
 /// Where a read went.
 pub(crate) struct Target {
     pub(crate) source: String,
-    pool: AnyPool,
+    pool: PgPool,
     through_bouncer: bool,
     replica: Option<usize>,
 }
 
 impl ReplicaSet {
-    pub(crate) fn embedded(readers: AnyPool) -> Self {
-        Self::new(
-            Vec::new(),
-            None,
-            None,
-            Some(readers),
-            Duration::from_secs(1),
-        )
+    /// No replicas: the embedded store reads its own file.
+    pub(crate) fn embedded() -> Self {
+        Self::new(Vec::new(), None, None, Duration::from_secs(1))
     }
 
     pub(crate) fn distributed(
         pg: &PostgresConfig,
-        primary: AnyPool,
+        primary: PgPool,
         check: Duration,
     ) -> Result<Self, StoreError> {
         let mut replicas = Vec::new();
         for (name, r) in &pg.replicas {
-            let pool = AnyPoolOptions::new()
+            let pool = PgPoolOptions::new()
                 .test_before_acquire(false)
                 .max_connections(r.pool_size)
                 // A stopped replica refuses at once; this bounds a hung one. Logins
@@ -126,21 +120,19 @@ impl ReplicaSet {
             .sync_replica
             .as_ref()
             .and_then(|s| replicas.iter().position(|r| &r.name == s));
-        Ok(Self::new(replicas, sync, Some(primary), None, check))
+        Ok(Self::new(replicas, sync, Some(primary), check))
     }
 
     fn new(
         replicas: Vec<Replica>,
         sync_replica: Option<usize>,
-        primary: Option<AnyPool>,
-        embedded: Option<AnyPool>,
+        primary: Option<PgPool>,
         check: Duration,
     ) -> Self {
         ReplicaSet {
             replicas,
             sync_replica,
             primary,
-            embedded,
             check,
             assignments: Mutex::new(RegionMap::default()),
             refreshing: AtomicBool::new(false),
@@ -239,14 +231,6 @@ impl ReplicaSet {
 
     /// The ordered places to try for a read of `user`.
     pub(crate) fn targets(&self, user: &UserId, consistency: ReadConsistency) -> Vec<Target> {
-        if let Some(pool) = &self.embedded {
-            return vec![Target {
-                source: "embedded".into(),
-                pool: pool.clone(),
-                through_bouncer: false,
-                replica: None,
-            }];
-        }
         let mut order: Vec<usize> = Vec::new();
         match consistency {
             ReadConsistency::Strong => order.extend(self.sync_replica),
@@ -299,7 +283,7 @@ impl ReplicaSet {
     pub(crate) async fn read<T>(
         &self,
         targets: Vec<Target>,
-        read: impl for<'c> Fn(&'c mut AnyConnection, bool) -> BoxFuture<'c, Result<T, sqlx::Error>>,
+        read: impl for<'c> Fn(&'c mut PgConnection, bool) -> BoxFuture<'c, Result<T, sqlx::Error>>,
     ) -> Result<(T, String), StoreError> {
         let mut last = None;
         for target in targets {
@@ -343,16 +327,13 @@ impl ReplicaSet {
         for r in &self.replicas {
             r.pool.close().await;
         }
-        if let Some(p) = &self.embedded {
-            p.close().await;
-        }
     }
 }
 
 async fn run_on<T>(
     target: &Target,
     read: &(
-         impl for<'c> Fn(&'c mut AnyConnection, bool) -> BoxFuture<'c, Result<T, sqlx::Error>> + ?Sized
+         impl for<'c> Fn(&'c mut PgConnection, bool) -> BoxFuture<'c, Result<T, sqlx::Error>> + ?Sized
      ),
 ) -> Result<T, sqlx::Error> {
     let mut conn = target.pool.acquire().await?;

@@ -2,11 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::Row;
-
-use super::{ReplicaStatus, Store, StoreError};
+use super::{Pools, ReplicaStatus, Store, StoreError, in_tx};
 use crate::domain::Region;
 use crate::now_ms;
+use crate::platform::audit::audit_record;
 
 /// One row of the map.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -32,16 +31,13 @@ impl Store {
     }
 
     async fn assignment_rows(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let mut tx = self.tx(false).await?;
-        let rows =
-            sqlx::query("SELECT region, replica FROM shard_assignments ORDER BY region, replica")
+        const SQL: &str = "SELECT region, replica FROM shard_assignments ORDER BY region, replica";
+        Ok(in_tx!(self, primary, |tx| {
+            sqlx::query_as::<_, (String, String)>(SQL)
                 .persistent(false)
                 .fetch_all(&mut *tx)
-                .await?;
-        tx.commit().await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect()
+                .await?
+        }))
     }
 
     /// Writes the configured map when the table is empty (first start).
@@ -52,18 +48,18 @@ impl Store {
         if regions.is_empty() || !self.assignment_rows().await?.is_empty() {
             return Ok(());
         }
-        let mut tx = self.admin_tx().await?;
-        for (region, replicas) in regions {
-            for replica in replicas {
-                sqlx::query("INSERT INTO shard_assignments (region, replica) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                    .persistent(false)
-                    .bind(region.to_ascii_uppercase())
-                    .bind(replica)
-                    .execute(&mut *tx)
-                    .await?;
+        in_tx!(self, admin, |tx| {
+            for (region, replicas) in regions {
+                for replica in replicas {
+                    sqlx::query("INSERT INTO shard_assignments (region, replica) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                        .persistent(false)
+                        .bind(region.to_ascii_uppercase())
+                        .bind(replica)
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
-        }
-        tx.commit().await?;
+        });
         self.refresh_assignments().await
     }
 
@@ -78,31 +74,30 @@ impl Store {
         if let Some(unknown) = replicas.iter().find(|r| !known.contains(r)) {
             return Err(StoreError::UnknownReplica(unknown.clone()));
         }
-        let mut tx = self.admin_tx().await?;
-        sqlx::query("DELETE FROM shard_assignments WHERE region = $1")
-            .persistent(false)
-            .bind(region.as_str())
-            .execute(&mut *tx)
-            .await?;
-        for replica in replicas {
-            sqlx::query("INSERT INTO shard_assignments (region, replica) VALUES ($1, $2)")
+        let details = serde_json::json!({ "replicas": replicas });
+        in_tx!(self, admin, |tx| {
+            sqlx::query("DELETE FROM shard_assignments WHERE region = $1")
                 .persistent(false)
                 .bind(region.as_str())
-                .bind(replica)
                 .execute(&mut *tx)
                 .await?;
-        }
-        let details = serde_json::json!({ "replicas": replicas });
-        crate::platform::audit::record(
-            &mut tx,
-            actor,
-            "shards.assign",
-            region.as_str(),
-            &details,
-            now_ms(),
-        )
-        .await?;
-        tx.commit().await?;
+            for replica in replicas {
+                sqlx::query("INSERT INTO shard_assignments (region, replica) VALUES ($1, $2)")
+                    .persistent(false)
+                    .bind(region.as_str())
+                    .bind(replica)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            audit_record!(
+                tx,
+                actor,
+                "shards.assign",
+                region.as_str(),
+                &details,
+                now_ms()
+            );
+        });
         self.refresh_assignments().await
     }
 
@@ -146,23 +141,17 @@ impl Store {
     /// Each replica's reachability and lag, as the primary reports it.
     pub async fn replica_status(&self) -> Result<Vec<ReplicaStatus>, StoreError> {
         self.refresh_assignments().await?;
-        let lags = if self.dialect() == super::Dialect::Postgres {
-            let rows = sqlx::query(
+        let lags: BTreeMap<String, (i64, i64)> = match &self.inner.pools {
+            Pools::Postgres { direct, .. } => sqlx::query_as::<_, (String, i64, i64)>(
                 "SELECT application_name, CAST(COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0) AS BIGINT), \
                  CAST(COALESCE(EXTRACT(EPOCH FROM replay_lag) * 1000, 0) AS BIGINT) FROM pg_stat_replication",
             )
-            .fetch_all(&self.inner.direct)
-            .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok((
-                        r.try_get::<String, _>(0)?,
-                        (r.try_get::<i64, _>(1)?, r.try_get::<i64, _>(2)?),
-                    ))
-                })
-                .collect::<Result<BTreeMap<_, _>, sqlx::Error>>()?
-        } else {
-            BTreeMap::new()
+            .fetch_all(direct)
+            .await?
+            .into_iter()
+            .map(|(name, bytes, ms)| (name, (bytes, ms)))
+            .collect(),
+            Pools::Sqlite { .. } => BTreeMap::new(),
         };
         let pings = self.inner.replicas.ping_all().await;
         Ok(pings

@@ -1,0 +1,308 @@
+//! The wallet's store port: creating wallets, moving money in batches, and
+//! reading balances and history. The money path has one adapter per engine,
+//! each on its own typed pool: `postgres.rs` (one call of the server-side
+//! `walletctl_apply_batch`) and `sqlite.rs` (the same steps from Rust).
+//! Everything else is one statement both engines accept, run through
+//! [`in_tx!`] so each driver checks it.
+
+mod postgres;
+mod sqlite;
+
+use super::events::{BalanceUpdated, insert_balance_updated};
+use super::model::{
+    EntryKind, HistoryPage, LedgerEntry, MoneyCommand, Outcome, Wallet, WalletRead,
+};
+use crate::domain::{Region, UserId};
+use crate::now_ms;
+use crate::platform::audit::audit_record;
+use crate::platform::sql::{Pools, ReadConsistency, Store, StoreError, in_tx};
+
+const WALLET_COLUMNS: &str = "user_id, region, balance, version, created_at_ms, updated_at_ms";
+const ENTRY_COLUMNS: &str =
+    "id, user_id, kind, amount, balance_after, version, reason, reference, actor, created_at_ms";
+
+/// A row of [`WALLET_COLUMNS`].
+type WalletRow = (String, String, i64, i64, i64, i64);
+/// A row of [`ENTRY_COLUMNS`].
+type EntryRow = (
+    i64,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    String,
+    i64,
+);
+
+fn wallet_from(r: WalletRow) -> Wallet {
+    Wallet {
+        user_id: r.0,
+        region: r.1,
+        balance: r.2,
+        version: r.3,
+        created_at_ms: r.4,
+        updated_at_ms: r.5,
+    }
+}
+
+fn entry_from(r: EntryRow) -> Result<LedgerEntry, sqlx::Error> {
+    Ok(LedgerEntry {
+        id: r.0,
+        user_id: r.1,
+        kind: EntryKind::parse(&r.2)?,
+        amount: r.3,
+        balance_after: r.4,
+        version: r.5,
+        reason: r.6,
+        reference: r.7,
+        actor: r.8,
+        created_at_ms: r.9,
+    })
+}
+
+impl Store {
+    /// Creates an empty wallet. Refuses if the user already has one.
+    pub async fn create_wallet(
+        &self,
+        user: &UserId,
+        region: &Region,
+        actor: &str,
+    ) -> Result<Wallet, StoreError> {
+        let now = now_ms();
+        let sql = format!(
+            "INSERT INTO wallets (user_id, region, balance, version, created_at_ms, updated_at_ms) VALUES ($1, $2, 0, 0, $3, $3) \
+             ON CONFLICT (user_id) DO NOTHING RETURNING {WALLET_COLUMNS}"
+        );
+        let details = serde_json::json!({ "region": region });
+        let wallet = in_tx!(self, money, |tx| {
+            let row = sqlx::query_as::<_, WalletRow>(&sql)
+                .persistent(false)
+                .bind(user.as_str())
+                .bind(region.as_str())
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(row) = row else {
+                return Err(StoreError::WalletExists);
+            };
+            let wallet = wallet_from(row);
+            insert_balance_updated!(tx, BalanceUpdated::new(&wallet, 0, None, None, now), now);
+            audit_record!(tx, actor, "wallet.create", user.as_str(), &details, now);
+            wallet
+        });
+        self.inner
+            .replicas
+            .remember_region(&wallet.user_id, &wallet.region);
+        self.inner.outbox_notify.notify_one();
+        Ok(wallet)
+    }
+
+    /// Moves money: see [`Store::apply_batch`]; this is a batch of one.
+    pub async fn apply(&self, cmd: &MoneyCommand) -> Result<Outcome, StoreError> {
+        self.apply_batch(std::slice::from_ref(cmd))
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Failed("empty batch answer".into())))
+    }
+
+    /// Applies commands for **one user** in one transaction, in order, each
+    /// accepted or refused on its own:
+    ///
+    /// 1. the wallet row is locked (`FOR UPDATE` on PostgreSQL; SQLite's one
+    ///    writer is the lock);
+    /// 2. the batch's distinct keys are claimed in (caller, key) order, so two
+    ///    batches never wait on each other in a cycle; a key already stored
+    ///    answers with the stored result (or a mismatch error). Keys belong
+    ///    to the caller: another caller's equal key is another key;
+    /// 3. each new command is decided in arrival order against the running
+    ///    balance ([`rules::apply`]), writing its ledger entry, outbox event
+    ///    and stored answer ([`StoredAnswer`]);
+    /// 4. the wallet row is written once, guarded by the version read in 1,
+    ///    and the `CHECK (balance >= 0)` constraint stands behind it all.
+    ///
+    /// One commit (one fsync) then covers the whole batch: that is what lets
+    /// a hot wallet go beyond one deduction per commit.
+    ///
+    /// On PostgreSQL the same steps run inside the server, in
+    /// `walletctl_apply_batch` (migration 0003), so a batch is one statement.
+    pub async fn apply_batch(
+        &self,
+        cmds: &[MoneyCommand],
+    ) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
+        let Some(first) = cmds.first() else {
+            return Ok(Vec::new());
+        };
+        if cmds.iter().any(|c| c.user != first.user) {
+            return Err(StoreError::Failed(
+                "a batch must hold one user's commands".into(),
+            ));
+        }
+        match &self.inner.pools {
+            Pools::Postgres { primary, .. } => postgres::apply_batch(self, primary, cmds).await,
+            Pools::Sqlite { writer, .. } => sqlite::apply_batch(self, writer, cmds).await,
+        }
+    }
+
+    /// Reads a wallet with the asked-for consistency.
+    pub async fn wallet(
+        &self,
+        user: &UserId,
+        consistency: ReadConsistency,
+    ) -> Result<WalletRead, StoreError> {
+        let sql = format!("SELECT {WALLET_COLUMNS} FROM wallets WHERE user_id = $1");
+        let (row, source) = match &self.inner.pools {
+            Pools::Sqlite { readers, .. } => {
+                let row = sqlx::query_as::<_, WalletRow>(&sql)
+                    .bind(user.as_str())
+                    .fetch_optional(readers)
+                    .await?;
+                (row, "embedded".to_owned())
+            }
+            Pools::Postgres { .. } => {
+                self.refresh_assignments_if_stale().await;
+                let targets = self.inner.replicas.targets(user, consistency);
+                self.inner
+                    .replicas
+                    .read(targets, |conn, prepare| {
+                        let sql = sql.clone();
+                        let user = user.to_string();
+                        Box::pin(async move {
+                            sqlx::query_as::<_, WalletRow>(&sql)
+                                .persistent(prepare)
+                                .bind(user)
+                                .fetch_optional(conn)
+                                .await
+                        })
+                    })
+                    .await?
+            }
+        };
+        let wallet = wallet_from(row.ok_or(StoreError::WalletNotFound)?);
+        self.inner
+            .replicas
+            .remember_region(&wallet.user_id, &wallet.region);
+        Ok(WalletRead { wallet, source })
+    }
+
+    /// A page of a wallet's ledger, newest first, read like a balance.
+    pub async fn history(
+        &self,
+        user: &UserId,
+        before: Option<i64>,
+        limit: u32,
+        consistency: ReadConsistency,
+    ) -> Result<HistoryPage, StoreError> {
+        // Existence first, so an unknown user is a 404 rather than an empty page.
+        self.wallet(user, consistency).await?;
+        let limit = limit.clamp(1, 500);
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+        );
+        let (before, fetch) = (before.unwrap_or(i64::MAX), i64::from(limit) + 1);
+        let rows = match &self.inner.pools {
+            Pools::Sqlite { readers, .. } => {
+                sqlx::query_as::<_, EntryRow>(&sql)
+                    .bind(user.as_str())
+                    .bind(before)
+                    .bind(fetch)
+                    .fetch_all(readers)
+                    .await?
+            }
+            Pools::Postgres { .. } => {
+                let targets = self.inner.replicas.targets(user, consistency);
+                let (rows, _) = self
+                    .inner
+                    .replicas
+                    .read(targets, |conn, prepare| {
+                        let sql = sql.clone();
+                        let user = user.to_string();
+                        Box::pin(async move {
+                            sqlx::query_as::<_, EntryRow>(&sql)
+                                .persistent(prepare)
+                                .bind(user)
+                                .bind(before)
+                                .bind(fetch)
+                                .fetch_all(conn)
+                                .await
+                        })
+                    })
+                    .await?;
+                rows
+            }
+        };
+        let mut entries = rows
+            .into_iter()
+            .map(entry_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_before = if entries.len() > limit as usize {
+            entries.truncate(limit as usize);
+            entries.last().map(|e| e.id)
+        } else {
+            None
+        };
+        Ok(HistoryPage {
+            entries,
+            next_before,
+        })
+    }
+
+    /// The sum of a wallet's ledger on the primary: equals its balance, always.
+    pub async fn ledger_sum(&self, user: &UserId) -> Result<(i64, i64), StoreError> {
+        const SQL: &str = "SELECT CAST(COALESCE(SUM(l.amount), 0) AS BIGINT), w.balance FROM wallets w \
+             LEFT JOIN ledger_entries l ON l.user_id = w.user_id WHERE w.user_id = $1 GROUP BY w.balance";
+        let row = in_tx!(self, primary, |tx| {
+            sqlx::query_as::<_, (i64, i64)>(SQL)
+                .persistent(false)
+                .bind(user.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+        });
+        row.ok_or(StoreError::WalletNotFound)
+    }
+
+    /// Wallets per region, on the primary.
+    pub async fn users_per_region(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        const SQL: &str =
+            "SELECT region, CAST(COUNT(*) AS BIGINT) FROM wallets GROUP BY region ORDER BY region";
+        Ok(in_tx!(self, primary, |tx| {
+            sqlx::query_as::<_, (String, i64)>(SQL)
+                .persistent(false)
+                .fetch_all(&mut *tx)
+                .await?
+        }))
+    }
+}
+
+/// Answers the commands that repeated a key used earlier in the same batch,
+/// as a retry arriving after the first would have been answered.
+fn fill_repeats(
+    cmds: &[MoneyCommand],
+    hashes: &[String],
+    mut results: Vec<Option<Result<Outcome, StoreError>>>,
+) -> Vec<Result<Outcome, StoreError>> {
+    for i in 0..cmds.len() {
+        if results[i].is_some() {
+            continue;
+        }
+        let first = cmds
+            .iter()
+            .position(|c| c.key == cmds[i].key && c.actor == cmds[i].actor)
+            .unwrap_or(i);
+        results[i] = Some(match &results[first] {
+            _ if hashes[first] != hashes[i] => Err(StoreError::IdempotencyKeyReused),
+            Some(Ok(o)) => Ok(Outcome {
+                result: o.result.clone(),
+                replayed: true,
+            }),
+            Some(Err(e)) => Err(e.duplicate()),
+            None => Err(StoreError::Failed("unanswered command".into())),
+        });
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(StoreError::Failed("unanswered command".into()))))
+        .collect()
+}
