@@ -459,3 +459,21 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod unsafe_commit_tests {
+    use super::Config;
+
+    const PG: &str = "[postgres]\nurl = \"postgres://a@h/db\"\n";
+
+    #[test]
+    fn a_commit_level_that_can_lose_payments_needs_saying_so() {
+        for level in ["off", "local"] {
+            let text = format!("{PG}synchronous_commit = \"{level}\"\n");
+            let err = Config::from_toml(&text).expect_err(level).to_string();
+            assert!(err.contains("allow_unsafe_commit"), "{err}");
+            Config::from_toml(&format!("{text}allow_unsafe_commit = true\n")).expect(level);
+        }
+        Config::from_toml(&format!("{PG}synchronous_commit = \"remote_apply\"\n")).unwrap();
+    }
+}

@@ -138,22 +138,7 @@ impl WalletService {
         for c in &mut cmds {
             c.fence = lease.as_ref().map(|l| l.fence);
         }
-        let results = self.store.apply_batch(&cmds).await;
-        let results = match results {
-            Ok(results) => results,
-            // Nothing was sent: every command gets the same answer at once.
-            Err(e) if e.is_unavailable() => cmds.iter().map(|_| Err(e.duplicate())).collect(),
-            Err(e) if cmds.len() > 1 => {
-                tracing::warn!(user = %user, error = %e, commands = cmds.len(), "a wallet batch failed; retrying its commands one at a time");
-                metrics::counter!("wallet_batch_retried_total").increment(1);
-                let mut each = Vec::with_capacity(cmds.len());
-                for cmd in &cmds {
-                    each.push(self.store.apply(cmd).await);
-                }
-                each
-            }
-            Err(e) => vec![Err(e)],
-        };
+        let results = self.store.apply_batch_or_each(&cmds).await;
         if let Some(lease) = lease {
             self.locks.release(lease).await;
         }

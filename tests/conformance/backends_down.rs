@@ -44,6 +44,15 @@ async fn postgres_primary_down_is_a_503_not_a_panic() {
     let (s, b) = ready(&app, &app.wallet).await;
     assert_eq!(s, 503, "{b}");
     assert_eq!(check(&b, "postgres_primary")["ok"], false);
+    assert_eq!(
+        check(&b, "postgres_write")["ok"],
+        false,
+        "the write path is named"
+    );
+    assert!(
+        check(&b, "postgres_write").get("error").is_none(),
+        "no raw error text without a token"
+    );
     let (s, b) = app
         .post(&format!("/wallet/{u}/deduct"), amount(1), Some(&key()))
         .await;

@@ -399,3 +399,131 @@ conformance!(a_request_past_its_deadline_is_an_unknown_outcome, |env| {
     assert_eq!(app.balance(&u).await, 10, "nothing was applied");
     app.stop().await;
 });
+
+fn money(
+    user: &str,
+    delta: i64,
+    key: &str,
+    actor: &str,
+    reason: &str,
+) -> walletctl_core::wallet::MoneyCommand {
+    walletctl_core::wallet::MoneyCommand {
+        user: walletctl_core::domain::UserId::parse(user).unwrap(),
+        kind: if delta < 0 {
+            walletctl_core::wallet::EntryKind::Deduct
+        } else {
+            walletctl_core::wallet::EntryKind::Credit
+        },
+        delta,
+        reason: Some(reason.to_owned()),
+        reference: None,
+        key: walletctl_core::domain::IdempotencyKey::parse(key).unwrap(),
+        actor: actor.to_owned(),
+        fence: None,
+    }
+}
+
+/// A command that makes PostgreSQL fail the whole batch (a NUL byte, which
+/// its text type refuses; the HTTP edge refuses it first, the store must
+/// not depend on that) does not fail the other commands of its batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_bad_command_does_not_fail_its_batch() {
+    let env = TestEnv::new(Mode::Distributed).await;
+    let backends = env.backends().await;
+    backends.store.migrate().await.unwrap();
+    let u = user();
+    let region = walletctl_core::domain::Region::parse("SOUTH_EAST").unwrap();
+    backends
+        .store
+        .create_wallet(
+            &walletctl_core::domain::UserId::parse(&u).unwrap(),
+            &region,
+            "test",
+        )
+        .await
+        .unwrap();
+    let batch = [
+        money(&u, 5, "a", "shop", "ok"),
+        money(&u, 7, "b", "shop", "bad\u{0}byte"),
+        money(&u, -2, "c", "shop", "ok"),
+    ];
+    assert!(
+        backends.store.apply_batch(&batch).await.is_err(),
+        "PostgreSQL fails the whole batch (else this test shows nothing)"
+    );
+    let out = backends.store.apply_batch_or_each(&batch).await;
+    assert_eq!(
+        out[0]
+            .as_ref()
+            .unwrap()
+            .result
+            .as_ref()
+            .unwrap()
+            .balance_after,
+        5
+    );
+    assert!(out[1].is_err(), "the bad command gets its own error");
+    assert_eq!(
+        out[2]
+            .as_ref()
+            .unwrap()
+            .result
+            .as_ref()
+            .unwrap()
+            .balance_after,
+        3
+    );
+    assert_eq!(
+        backends
+            .store
+            .ledger_sum(&walletctl_core::domain::UserId::parse(&u).unwrap())
+            .await
+            .unwrap(),
+        (3, 3)
+    );
+}
+
+/// Two users' batches by one caller, with the same keys in opposite orders,
+/// run at once: keys are claimed in sorted order, so neither waits on the
+/// other in a cycle (a deadlock would surface as outcome_unknown).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn key_claims_never_deadlock_across_users() {
+    let env = TestEnv::new(Mode::Distributed).await;
+    let backends = env.backends().await;
+    let store = backends.store.clone();
+    store.migrate().await.unwrap();
+    let region = walletctl_core::domain::Region::parse("SOUTH_EAST").unwrap();
+    let (a, b) = (user(), user());
+    for u in [&a, &b] {
+        store
+            .create_wallet(
+                &walletctl_core::domain::UserId::parse(u).unwrap(),
+                &region,
+                "test",
+            )
+            .await
+            .unwrap();
+    }
+    for round in 0..20 {
+        let (k1, k2) = (format!("r{round}-x"), format!("r{round}-y"));
+        let first = [
+            money(&a, 1, &k1, "shop", "ok"),
+            money(&a, 1, &k2, "shop", "ok"),
+        ];
+        let second = [
+            money(&b, 1, &k2, "shop", "ok"),
+            money(&b, 1, &k1, "shop", "ok"),
+        ];
+        let (s1, s2) = (store.clone(), store.clone());
+        let (x, y) = tokio::join!(
+            tokio::spawn(async move { s1.apply_batch(&first).await }),
+            tokio::spawn(async move { s2.apply_batch(&second).await })
+        );
+        for r in x.unwrap().unwrap().into_iter().chain(y.unwrap().unwrap()) {
+            match r {
+                Ok(_) | Err(walletctl_core::platform::sql::StoreError::IdempotencyKeyReused) => {}
+                Err(e) => panic!("round {round}: {e}"),
+            }
+        }
+    }
+}

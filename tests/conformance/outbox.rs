@@ -78,6 +78,13 @@ conformance!(
             0,
             "everything was marked sent"
         );
+        // The relay exports the backlog for alerting. (The recorder is shared
+        // by every test in this process, so only its presence is checked.)
+        let metrics = app.metrics().await;
+        assert!(
+            metrics.lines().any(|l| l.starts_with("outbox_backlog ")),
+            "outbox_backlog is exported"
+        );
         app.stop().await;
     }
 );

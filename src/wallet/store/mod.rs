@@ -108,6 +108,31 @@ impl Store {
             .unwrap_or_else(|| Err(StoreError::Failed("empty batch answer".into())))
     }
 
+    /// [`Store::apply_batch`], and if the whole batch fails on a database
+    /// error, each command again on its own: no command's answer may depend
+    /// on another's bad input. The idempotency keys make the retry safe even
+    /// if the failed batch did commit. One answer per command, in order.
+    pub async fn apply_batch_or_each(
+        &self,
+        cmds: &[MoneyCommand],
+    ) -> Vec<Result<Outcome, StoreError>> {
+        match self.apply_batch(cmds).await {
+            Ok(results) => results,
+            // Nothing was sent: every command gets the same answer at once.
+            Err(e) if e.is_unavailable() => cmds.iter().map(|_| Err(e.duplicate())).collect(),
+            Err(e) if cmds.len() > 1 => {
+                tracing::warn!(error = %e, commands = cmds.len(), "a wallet batch failed; retrying its commands one at a time");
+                metrics::counter!("wallet_batch_retried_total").increment(1);
+                let mut each = Vec::with_capacity(cmds.len());
+                for cmd in cmds {
+                    each.push(self.apply(cmd).await);
+                }
+                each
+            }
+            Err(e) => vec![Err(e)],
+        }
+    }
+
     /// Applies commands for **one user** in one transaction, in order, each
     /// accepted or refused on its own:
     ///
