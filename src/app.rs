@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::ads::store::{CampaignStore, EmbeddedCampaigns, MongoCampaigns};
 use crate::config::Config;
 use crate::events::{EmbeddedLog, EventLog, KafkaLog};
 use crate::lock::{MemoryLocks, RedisLocks, UserLocks};
@@ -30,6 +31,8 @@ pub struct Backends {
     pub redis: Option<RedisHandle>,
     /// MongoDB, when configured.
     pub mongo: Option<MongoHandle>,
+    /// The campaign store: MongoDB, or the embedded file.
+    pub campaigns: Arc<dyn CampaignStore>,
 }
 
 /// The outcome of probing one backend.
@@ -92,7 +95,18 @@ impl Backends {
             Some(m) => Some(MongoHandle::open(m).await.context("configuring MongoDB")?),
             None => None,
         };
+        let campaigns: Arc<dyn CampaignStore> = match &mongo {
+            Some(m) => Arc::new(MongoCampaigns::new(m.clone())),
+            None => Arc::new({
+                std::fs::create_dir_all(&config.data_dir).with_context(|| {
+                    format!("creating the data directory {}", config.data_dir.display())
+                })?;
+                EmbeddedCampaigns::open(&config.embedded_campaigns_path())
+                    .context("opening the embedded campaign store")?
+            }),
+        };
         Ok(Backends {
+            campaigns,
             config,
             store,
             events,
@@ -168,15 +182,13 @@ impl Backends {
         )
     }
 
-    /// Probes MongoDB, if configured.
-    pub async fn probe_mongo(&self, need: Need) -> Option<Probe> {
-        let mongo = self.mongo.as_ref()?;
-        Some(
-            probe("mongodb", need, async {
-                mongo.ping().await.map_err(|e| e.to_string())
-            })
-            .await,
-        )
+    /// Probes the campaign store (MongoDB, or the embedded file).
+    pub async fn probe_campaigns(&self, need: Need) -> Probe {
+        let campaigns = self.campaigns.clone();
+        probe(campaigns.kind(), need, async move {
+            campaigns.ping().await.map_err(|e| e.to_string())
+        })
+        .await
     }
 }
 

@@ -9,6 +9,7 @@
 //!
 //! The HTTP services live in `walletctl-daemon`; the binary in `walletctl`.
 
+pub mod ads;
 pub mod app;
 pub mod config;
 pub mod domain;

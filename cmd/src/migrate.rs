@@ -2,13 +2,21 @@
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
+use std::sync::Arc;
 use tabled::Tabled;
+
+use walletctl_core::Config;
+use walletctl_core::ads::store::{CampaignStore, EmbeddedCampaigns, MongoCampaigns};
+use walletctl_core::platform::mongo::MongoHandle;
 use walletctl_core::platform::sql::Store;
 
 use crate::GlobalOpts;
 use crate::output::{OutputOpts, print};
 
-/// Run pending migrations (the default), or show which have run.
+/// Run pending migrations of the wallet store and prepare the campaign store
+/// (the default), or show which wallet migrations have run. On MongoDB it
+/// creates the campaign indexes, and shards the collection by hashed user_id
+/// when connected to a mongos (it says when it skipped that).
 #[derive(Debug, Args)]
 pub struct Opts {
     /// What to do.
@@ -34,6 +42,16 @@ struct Row {
     version: i64,
     description: String,
     applied: bool,
+}
+
+async fn open_campaigns(config: &Config) -> anyhow::Result<Arc<dyn CampaignStore>> {
+    Ok(match &config.mongodb {
+        Some(m) => Arc::new(MongoCampaigns::new(MongoHandle::open(m).await?)),
+        None => {
+            std::fs::create_dir_all(&config.data_dir)?;
+            Arc::new(EmbeddedCampaigns::open(&config.embedded_campaigns_path())?)
+        }
+    })
 }
 
 /// Runs `migrate`.
@@ -78,6 +96,16 @@ pub async fn run(g: &GlobalOpts, opts: Opts) -> anyhow::Result<()> {
         Action::Run { dry_run: false } => {
             let n = store.migrate().await?;
             println!("applied {n} migration(s)");
+            // The campaign store: MongoDB indexes (and sharding on a mongos),
+            // or the embedded campaigns file's own migrations.
+            let campaigns = open_campaigns(&config).await?;
+            let report = campaigns.migrate().await?;
+            for step in report.applied {
+                println!("campaigns: {step}");
+            }
+            for step in report.skipped {
+                println!("campaigns: skipped {step}");
+            }
         }
     }
     store.close().await;

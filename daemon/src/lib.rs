@@ -6,9 +6,11 @@
 //! * [`http`]: the edge every service shares (errors, extractors, auth,
 //!   health, telemetry, limits);
 //! * [`wallet`]: the wallet service's handlers and DTOs;
+//! * [`ads`]: the advertising management service's handlers and DTOs;
 //! * [`workers`]: background loops (the outbox relay);
 //! * [`serve`](mod@serve): listeners, routers, graceful shutdown.
 
+pub mod ads;
 pub mod http;
 pub mod serve;
 pub mod service;

@@ -11,12 +11,16 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use walletctl_core::Backends;
-use walletctl_core::platform::auth::Scopes;
+
+use walletctl_core::ads::wallet_client::HttpBalances;
+use walletctl_core::config::Secret;
+use walletctl_core::platform::auth::{Scope, Scopes};
 
 use crate::http::error::{ApiError, not_found};
 use crate::http::limits;
@@ -38,7 +42,8 @@ pub struct Listeners {
 pub fn router(state: AppState, service: Service) -> Router {
     let api = match service {
         Service::Wallet => crate::wallet::routes(),
-        Service::Ads | Service::Display => Router::new(),
+        Service::Ads => crate::ads::routes(),
+        Service::Display => Router::new(),
     };
     api.merge(crate::http::health::routes(service))
         .fallback(not_found)
@@ -61,8 +66,15 @@ pub fn router(state: AppState, service: Service) -> Router {
         .with_state(state)
 }
 
-/// Migrates, seeds the region map and creates the operator token on first run.
-pub async fn prepare(backends: &Backends) -> anyhow::Result<()> {
+/// What `serve` prepared: secrets it needs beyond the configuration.
+pub struct Prepared {
+    /// The token the ads service reads balances with.
+    pub ads_token: Secret,
+}
+
+/// Migrates both stores, seeds the region map, and creates the operator
+/// token and the ads service's wallet token on first run.
+pub async fn prepare(backends: &Backends) -> anyhow::Result<Prepared> {
     let store = &backends.store;
     let ran = store
         .migrate()
@@ -70,6 +82,15 @@ pub async fn prepare(backends: &Backends) -> anyhow::Result<()> {
         .context("migrating the wallet store")?;
     if ran > 0 {
         tracing::info!(migrations = ran, "applied migrations");
+    }
+    // MongoDB may be down at start-up: readiness says so, and indexes are
+    // created on the next start or by `walletctl migrate`.
+    match backends.campaigns.migrate().await {
+        Ok(report) => tracing::debug!(?report, "campaign store ready"),
+        Err(e) if backends.config.mongodb.is_some() => {
+            tracing::warn!(error = %e, "could not prepare the campaign store now; run `walletctl migrate` once it answers")
+        }
+        Err(e) => return Err(e).context("migrating the embedded campaign store"),
     }
     if let Some(pg) = &backends.config.postgres {
         store
@@ -87,7 +108,32 @@ pub async fn prepare(backends: &Backends) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
         tracing::info!(path = %path.display(), "first run: created the operator token (all scopes); walletctl reads it from there");
     }
-    Ok(())
+    let ads_token = match &backends.config.ads.wallet_token {
+        Some(t) => t.clone(),
+        None => ads_service_token(backends).await?,
+    };
+    Ok(Prepared { ads_token })
+}
+
+/// The ads service's own token (scope `read`), kept in the data directory;
+/// created on first run.
+async fn ads_service_token(backends: &Backends) -> anyhow::Result<Secret> {
+    let path = backends.config.ads_token_path();
+    if let Ok(secret) = std::fs::read_to_string(&path) {
+        return Ok(Secret::new(secret.trim()));
+    }
+    let name = format!(
+        "ads-service-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let token = backends
+        .store
+        .create_token(&name, &Scopes::of(&[Scope::Read]), "walletctl serve")
+        .await
+        .context("creating the ads service's wallet token")?;
+    write_secret(&path, &token.secret).with_context(|| format!("writing {}", path.display()))?;
+    tracing::info!(name, path = %path.display(), "created the ads service's wallet token (scope read)");
+    Ok(Secret::new(token.secret))
 }
 
 fn write_secret(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
@@ -115,8 +161,17 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     crate::http::telemetry::metrics_handle();
-    prepare(&backends).await?;
-    let state = AppState::new(backends.clone());
+    let prepared = prepare(&backends).await?;
+    // The ads service reads balances from the configured wallet service, or
+    // from this process's own.
+    let wallet_url = match (&backends.config.ads.wallet_url, &listeners.wallet) {
+        (Some(url), _) => url.clone(),
+        (None, Some(l)) => format!("http://{}", l.local_addr()?),
+        (None, None) => format!("http://{}", backends.config.listen.wallet),
+    };
+    let balances = HttpBalances::new(&wallet_url, prepared.ads_token)
+        .context("configuring the ads service's wallet client")?;
+    let state = AppState::new(backends.clone(), Arc::new(balances));
     let stop = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
 

@@ -1,6 +1,10 @@
 //! What every handler shares.
 
+use std::sync::Arc;
+
 use walletctl_core::Backends;
+use walletctl_core::ads::AdsService;
+use walletctl_core::ads::wallet_client::Balances;
 use walletctl_core::wallet::WalletService;
 
 use crate::http::auth::{AuthState, Authenticator};
@@ -13,6 +17,8 @@ pub struct AppState {
     pub backends: Backends,
     /// The wallet service.
     pub wallet: WalletService,
+    /// The advertising management service.
+    pub ads: AdsService,
     /// Checks bearer tokens.
     pub auth: Authenticator,
     /// The last readiness answer of each service, kept briefly.
@@ -20,10 +26,11 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State over opened backends.
-    pub fn new(backends: Backends) -> Self {
+    /// State over opened backends; `balances` is how ads reads the wallet.
+    pub fn new(backends: Backends, balances: Arc<dyn Balances>) -> Self {
         AppState {
             wallet: backends.wallet_service(),
+            ads: AdsService::new(backends.campaigns.clone(), balances),
             auth: Authenticator::new(backends.store.clone()),
             readiness: ReadinessCache::default(),
             backends,

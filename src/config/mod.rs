@@ -22,7 +22,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-pub use secret::SecretUrl;
+pub use secret::{Secret, SecretUrl};
 
 /// Environment variables with the `WALLETCTL_` prefix that are not configuration keys.
 const NON_CONFIG_ENV: &[&str] = &["config", "token", "url", "stack_dir", "stack_config"];
@@ -47,6 +47,24 @@ pub struct Config {
     pub kafka: Option<KafkaConfig>,
     /// MongoDB; absent means the embedded campaign store.
     pub mongodb: Option<MongoConfig>,
+    /// Advertising management.
+    #[serde(default)]
+    pub ads: AdsConfig,
+}
+
+/// Advertising management: how it reaches the wallet service.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdsConfig {
+    /// The wallet service's base URL, for strong balance reads before a
+    /// campaign resumes. Default: this process's own wallet service.
+    #[serde(default)]
+    pub wallet_url: Option<String>,
+    /// A token with the `read` scope for those reads. Default: a service
+    /// token that `serve` creates on first run and keeps in the data
+    /// directory (`ads-service.token`); set it when instances do not share one.
+    #[serde(default)]
+    pub wallet_token: Option<Secret>,
 }
 
 /// Log output.
@@ -237,6 +255,7 @@ impl Default for Config {
             redis: None,
             kafka: None,
             mongodb: None,
+            ads: AdsConfig::default(),
         }
     }
 }
@@ -410,6 +429,16 @@ impl Config {
     /// Where the operator token is written on first run.
     pub fn operator_token_path(&self) -> PathBuf {
         self.data_dir.join("operator.token")
+    }
+
+    /// Where the ads service's own wallet token is kept (see [`AdsConfig::wallet_token`]).
+    pub fn ads_token_path(&self) -> PathBuf {
+        self.data_dir.join("ads-service.token")
+    }
+
+    /// The embedded campaign store's file.
+    pub fn embedded_campaigns_path(&self) -> PathBuf {
+        self.data_dir.join("campaigns.db")
     }
 }
 

@@ -79,6 +79,15 @@ string_id!(
 );
 
 string_id!(
+    /// A campaign's id: 1–64 characters of `A-Z a-z 0-9 _ - .`, chosen by
+    /// whoever creates the campaign (creation is idempotent by it).
+    CampaignId,
+    "campaign_id",
+    64,
+    |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
+);
+
+string_id!(
     /// A region, the shard key of the design's `user_location`: 1–32
     /// characters of `A-Z 0-9 _`, e.g. `SOUTH_EAST`.
     Region,

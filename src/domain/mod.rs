@@ -5,7 +5,7 @@ mod amount;
 mod ids;
 
 pub use amount::{Amount, Balance, MAX_AMOUNT, MAX_BALANCE, SignedAmount};
-pub use ids::{IdempotencyKey, Region, UserId};
+pub use ids::{CampaignId, IdempotencyKey, Region, UserId};
 
 /// Why a raw value was refused. The message is safe to show to a caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -13,6 +13,8 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
+use walletctl_core::ads::AdsError;
+use walletctl_core::ads::store::CampaignStoreError;
 use walletctl_core::domain::ParseError;
 use walletctl_core::platform::sql::StoreError;
 
@@ -184,6 +186,58 @@ impl From<StoreError> for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "overloaded",
                 "too many requests are waiting for this wallet; nothing changed; retry later with the same Idempotency-Key",
+            )
+            .with_retry_after(1),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<AdsError> for ApiError {
+    fn from(e: AdsError) -> Self {
+        match e {
+            AdsError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "campaign_not_found", "no campaign with this id"),
+            AdsError::Exists(existing) => ApiError::new(
+                StatusCode::CONFLICT,
+                "campaign_exists",
+                "a campaign with this id exists with another definition; nothing changed",
+            )
+            .with_details(serde_json::json!({ "campaign_id": existing.campaign_id, "version": existing.version })),
+            AdsError::Invalid(e) => {
+                let field = e.field;
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e.to_string())
+                    .with_details(serde_json::json!({ "field": field }))
+            }
+            AdsError::Ended => ApiError::new(StatusCode::CONFLICT, "campaign_ended", "the campaign has ended; nothing changed"),
+            AdsError::WalletCannotPay { balance, needed } => ApiError::new(
+                StatusCode::CONFLICT,
+                "wallet_cannot_pay",
+                format!("the advertiser's wallet cannot pay this campaign's smallest charge of {needed}; top it up first; nothing changed"),
+            )
+            .with_details(serde_json::json!({ "needed": needed, "balance": balance })),
+            AdsError::BudgetExhausted => ApiError::new(
+                StatusCode::CONFLICT,
+                "budget_exhausted",
+                "the campaign's lifetime budget is spent; raise it first; nothing changed",
+            ),
+            AdsError::Wallet(cause) => {
+                tracing::warn!(error = %cause, "wallet service unavailable to ads");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "wallet_unavailable",
+                    "the wallet service could not confirm the funds; nothing changed; retry",
+                )
+                .with_retry_after(1)
+            }
+            AdsError::Store(CampaignStoreError::Unavailable(cause)) => {
+                tracing::warn!(error = %cause, "campaign store unavailable");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the campaign store is unavailable; retry")
+                    .with_retry_after(1)
+            }
+            AdsError::Contended => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "contended",
+                "the campaign kept changing under this request; nothing changed; retry",
             )
             .with_retry_after(1),
             other => ApiError::internal(other),

@@ -78,16 +78,12 @@ pub async fn probes(state: &AppState, service: Service) -> Vec<Probe> {
             out.push(events);
         }
         Service::Ads => {
-            let (mongo, store, redis, events) = tokio::join!(
-                b.probe_mongo(Need::Required),
-                b.probe_store(),
+            let (campaigns, redis, events) = tokio::join!(
+                b.probe_campaigns(Need::Required),
                 b.probe_redis(Need::Required),
                 b.probe_events(Need::Required)
             );
-            match mongo {
-                Some(p) => out.push(p),
-                None => out.extend(store.into_iter().take(1)),
-            }
+            out.push(campaigns);
             out.extend(redis);
             out.push(events);
         }

@@ -24,7 +24,8 @@ use crate::state::AppState;
 )]
 pub struct ApiDoc;
 
-struct BearerAuth;
+/// Adds the bearer token scheme every route's `security` names.
+pub(crate) struct BearerAuth;
 
 impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {

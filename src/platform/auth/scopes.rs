@@ -16,11 +16,22 @@ pub enum Scope {
     Credit,
     /// Make operator adjustments, positive or negative.
     Adjust,
+    /// Read campaigns.
+    CampaignsRead,
+    /// Create, change, pause and resume campaigns.
+    CampaignsWrite,
 }
 
 impl Scope {
     /// Every scope, in a fixed order.
-    pub const ALL: [Scope; 4] = [Scope::Read, Scope::Deduct, Scope::Credit, Scope::Adjust];
+    pub const ALL: [Scope; 6] = [
+        Scope::Read,
+        Scope::Deduct,
+        Scope::Credit,
+        Scope::Adjust,
+        Scope::CampaignsRead,
+        Scope::CampaignsWrite,
+    ];
 
     /// The scope's name, as written in tokens and configuration.
     pub fn as_str(self) -> &'static str {
@@ -29,6 +40,8 @@ impl Scope {
             Scope::Deduct => "deduct",
             Scope::Credit => "credit",
             Scope::Adjust => "adjust",
+            Scope::CampaignsRead => "campaigns_read",
+            Scope::CampaignsWrite => "campaigns_write",
         }
     }
 
@@ -40,7 +53,7 @@ impl Scope {
             .ok_or_else(|| {
                 ParseError::new(
                     "scope",
-                    format!("unknown scope {raw:?}; expected read, deduct, credit or adjust"),
+                    format!("unknown scope {raw:?}; expected read, deduct, credit, adjust, campaigns_read or campaigns_write"),
                 )
             })
     }
@@ -54,6 +67,11 @@ impl Scopes {
     /// Every scope: the operator token's.
     pub fn all() -> Self {
         Scopes(Scope::ALL.to_vec())
+    }
+
+    /// Exactly these scopes.
+    pub fn of(scopes: &[Scope]) -> Self {
+        Scopes(scopes.to_vec())
     }
 
     /// Parses `read,deduct`; an empty list is refused.

@@ -1,0 +1,243 @@
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Deserializer, Serialize};
+use walletctl_core::ads::model::{Budget, Creative, Pricing, Schedule};
+use walletctl_core::ads::{Campaign, CampaignInput, Changes, Created, NewCampaign, Update};
+use walletctl_core::domain::CampaignId;
+use walletctl_core::platform::auth::Scope;
+
+use crate::http::auth::Caller;
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::extract::{ApiJson, ApiQuery, UserPath};
+use crate::state::AppState;
+
+/// The `{campaign_id}` path segment, parsed.
+pub(super) struct CampaignPath(CampaignId);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for CampaignPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| {
+                    ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text())
+                })?;
+        CampaignId::parse(&raw)
+            .map(CampaignPath)
+            .map_err(ApiError::invalid)
+    }
+}
+
+/// Which campaigns to list.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum Which {
+    /// Only the active ones (served).
+    #[default]
+    Active,
+    /// Every campaign, whatever its status.
+    All,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ListQuery {
+    /// `active` (default) or `all`.
+    #[serde(default)]
+    status: Which,
+}
+
+/// An advertiser's campaigns.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct CampaignList {
+    campaigns: Vec<Campaign>,
+}
+
+/// What to do to a campaign: `{"action":"pause"}`, `{"action":"resume"}`,
+/// or the fields to change (absent fields stay).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UpdateBody {
+    /// `pause` or `resume`; alone.
+    action: Option<Action>,
+    name: Option<String>,
+    pricing: Option<Pricing>,
+    budget: Option<Budget>,
+    creative: Option<Creative>,
+    #[schema(value_type = Option<Object>)]
+    targeting: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<serde_json::Value>,
+    /// A new schedule, or `null` to remove it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Schedule>)]
+    schedule: Option<Option<Schedule>>,
+}
+
+/// A person's action on a campaign.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum Action {
+    /// Stop serving it; only a person resumes it.
+    Pause,
+    /// Serve it again, if its advertiser's wallet can pay.
+    Resume,
+}
+
+/// Tells a field that is present (even as `null`) from an absent one.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Schedule>>, D::Error> {
+    Option::<Schedule>::deserialize(d).map(Some)
+}
+
+fn invalid(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
+}
+
+impl UpdateBody {
+    fn into_update(self) -> Result<Update, ApiError> {
+        let changes = Changes {
+            name: self.name,
+            pricing: self.pricing,
+            budget: self.budget,
+            creative: self.creative,
+            targeting: self.targeting,
+            metadata: self.metadata,
+            schedule: self.schedule,
+        };
+        let any_field = changes != Changes::default();
+        match (self.action, any_field) {
+            (Some(_), true) => Err(invalid(
+                "send either an action or fields to change, not both",
+            )),
+            (Some(Action::Pause), false) => Ok(Update::Pause),
+            (Some(Action::Resume), false) => Ok(Update::Resume),
+            (None, true) => Ok(Update::Change(Box::new(changes))),
+            (None, false) => Err(invalid(
+                "send an action (pause, resume) or fields to change",
+            )),
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/campaigns", tag = "campaigns", security(("bearer" = [])),
+    description = "Create a campaign. Idempotent by campaign_id: the same definition again answers 200 with the stored campaign. Scope: campaigns_write.",
+    request_body = CampaignInput,
+    responses((status = 201, description = "Created", body = Campaign),
+        (status = 200, description = "Created before with the same definition", body = Campaign),
+        (status = 409, description = "campaign_exists: the id is taken by another definition", body = ErrorBody),
+        Errors))]
+pub(super) async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(input): ApiJson<CampaignInput>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::CampaignsWrite)?;
+    let new = NewCampaign::parse(input).map_err(|e| {
+        let field = e.field;
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            e.to_string(),
+        )
+        .with_details(serde_json::json!({ "field": field }))
+    })?;
+    Ok(match state.ads.create(new).await? {
+        Created::New(c) => (StatusCode::CREATED, Json(c)).into_response(),
+        Created::Existing(c) => {
+            let mut res = Json(c).into_response();
+            res.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            res
+        }
+    })
+}
+
+#[utoipa::path(get, path = "/campaigns/{user_id}", tag = "campaigns", security(("bearer" = [])),
+    description = "An advertiser's campaigns: the active ones, or all with ?status=all. Scope: campaigns_read.",
+    params(("user_id" = String, Path, description = "The advertiser: 1-64 characters of A-Z a-z 0-9 _ - .", pattern = r"^[A-Za-z0-9_.\-]{1,64}$"), ListQuery),
+    responses((status = 200, description = "The campaigns, by id", body = CampaignList), Errors))]
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    UserPath(user): UserPath,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::CampaignsRead)?;
+    let campaigns = state
+        .ads
+        .list(&user, matches!(q.status, Which::All))
+        .await?;
+    Ok(Json(CampaignList { campaigns }).into_response())
+}
+
+#[utoipa::path(get, path = "/campaign/{campaign_id}", tag = "campaigns", security(("bearer" = [])),
+    description = "One campaign, whatever its status. Scope: campaigns_read.",
+    params(("campaign_id" = String, Path, description = "1-64 characters of A-Z a-z 0-9 _ - .", pattern = r"^[A-Za-z0-9_.\-]{1,64}$")),
+    responses((status = 200, description = "The campaign", body = Campaign), Errors))]
+pub(super) async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    CampaignPath(id): CampaignPath,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::CampaignsRead)?;
+    Ok(Json(state.ads.get(&id).await?).into_response())
+}
+
+#[utoipa::path(post, path = "/campaigns/{campaign_id}/update", tag = "campaigns", security(("bearer" = [])),
+    description = "Pause, resume (only if the advertiser's wallet can pay the campaign's smallest charge), or change fields. Scope: campaigns_write.",
+    params(("campaign_id" = String, Path, description = "1-64 characters of A-Z a-z 0-9 _ - .", pattern = r"^[A-Za-z0-9_.\-]{1,64}$")),
+    request_body = UpdateBody,
+    responses((status = 200, description = "The campaign after the change", body = Campaign),
+        (status = 409, description = "wallet_cannot_pay, budget_exhausted or campaign_ended", body = ErrorBody),
+        Errors))]
+pub(super) async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    CampaignPath(id): CampaignPath,
+    ApiJson(body): ApiJson<UpdateBody>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::CampaignsWrite)?;
+    let update = body.into_update()?;
+    Ok(Json(state.ads.update(&id, update).await?).into_response())
+}
+
+/// The answers every campaign route may give besides its own (OpenAPI only).
+#[derive(utoipa::IntoResponses)]
+#[allow(
+    dead_code,
+    reason = "describes responses for the OpenAPI document; never built"
+)]
+pub(super) enum Errors {
+    /// Malformed request.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// No valid bearer token.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// The token lacks the scope.
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// No such campaign.
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// The body is over 64 KiB.
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// The body is not sent as `application/json`.
+    #[response(status = 415)]
+    UnsupportedMediaType(ErrorBody),
+    /// A field is invalid.
+    #[response(status = 422)]
+    Invalid(ErrorBody),
+    /// The campaign store or the wallet service is unavailable; retry.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}

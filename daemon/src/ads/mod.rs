@@ -1,0 +1,66 @@
+//! The advertising management service's HTTP API: campaigns created,
+//! listed, read, paused, resumed and changed. Paths keep the design's
+//! `GET /campaigns/{userId}` and `POST /campaigns/{campaignId}/update`.
+
+mod handlers;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::state::AppState;
+use crate::wallet::BearerAuth;
+
+/// The ads service's OpenAPI document, served at `/openapi.json` on its port
+/// and kept in `docs/openapi-ads.json`.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "walletctl advertising management", description = "Campaigns: create, list, read, pause, resume, change. See docs/api.md."),
+    paths(handlers::create, handlers::list, handlers::get, handlers::update),
+    components(schemas(crate::http::error::ErrorBody, crate::http::error::ErrorDetail, handlers::Which)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+/// The campaign routes. `/campaigns/{id}` is an advertiser's user id when
+/// read, and `/campaigns/{id}/update` a campaign's id, as the design has it.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/campaigns", post(handlers::create))
+        .route("/campaigns/{id}", get(handlers::list))
+        .route("/campaigns/{id}/update", post(handlers::update))
+        .route("/campaign/{id}", get(handlers::get))
+        .route(
+            "/openapi.json",
+            get(|| async { axum::Json(<ApiDoc as utoipa::OpenApi>::openapi()) }),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    /// `docs/openapi-ads.json` is the ads API's published contract.
+    /// Regenerate with `UPDATE_SNAPSHOTS=1 cargo test -p walletctl-daemon`.
+    #[test]
+    fn the_committed_ads_openapi_document_matches_the_code() {
+        let doc = <super::ApiDoc as utoipa::OpenApi>::openapi()
+            .to_pretty_json()
+            .expect("serialisable")
+            + "\n";
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi-ads.json");
+        if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+            std::fs::write(path, &doc).expect("write docs/openapi-ads.json");
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == doc,
+            "docs/openapi-ads.json is out of date; run UPDATE_SNAPSHOTS=1 cargo test -p walletctl-daemon"
+        );
+        let value: serde_json::Value = serde_json::from_str(&doc).expect("valid JSON");
+        for part in doc.split("\"#/components/schemas/").skip(1) {
+            let name = part.split('"').next().unwrap_or_default();
+            assert!(
+                value["components"]["schemas"][name].is_object(),
+                "dangling $ref to {name}"
+            );
+        }
+    }
+}

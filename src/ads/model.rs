@@ -1,0 +1,418 @@
+//! The campaign model: what a campaign is, what a valid new one looks like,
+//! and the rules about its status that need no I/O.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::domain::{CampaignId, MAX_AMOUNT, ParseError, UserId};
+
+/// Whether a campaign is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Served while its advertiser's wallet can pay.
+    Active,
+    /// Not served; see the reason.
+    Paused,
+    /// Finished for good.
+    Ended,
+}
+
+impl Status {
+    /// Its stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Paused => "paused",
+            Status::Ended => "ended",
+        }
+    }
+}
+
+/// Why a campaign is not active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusReason {
+    /// A person paused it: never resumed automatically.
+    Manual,
+    /// The advertiser's wallet cannot pay its smallest charge: resumed when funds return.
+    WalletEmpty,
+    /// Its lifetime or daily budget is spent.
+    BudgetExhausted,
+    /// Outside its schedule.
+    Schedule,
+}
+
+/// How a campaign is charged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PricingModel {
+    /// Per click.
+    Cpc,
+    /// Per thousand impressions.
+    Cpm,
+}
+
+/// The price, in minor units: per click (CPC) or per thousand impressions (CPM).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Pricing {
+    /// `cpc` or `cpm`.
+    pub model: PricingModel,
+    /// Minor units, `1 ..= 10^15`.
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_i64)]
+    pub price: i64,
+}
+
+/// Budgets, in minor units.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    /// The most the campaign may ever spend, `1 ..= 10^15`.
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_i64)]
+    pub lifetime: i64,
+    /// The most it may spend per UTC day, if set; at most the lifetime budget.
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_i64)]
+    pub daily: Option<i64>,
+}
+
+/// What is shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Creative {
+    /// 1–200 characters, no control characters.
+    pub title: String,
+    /// The image or video, an `http(s)://` URL of at most 2,048 characters.
+    pub asset_url: String,
+    /// Where a click goes, an `http(s)://` URL of at most 2,048 characters.
+    pub landing_url: String,
+}
+
+/// When a campaign may run, ms since the epoch; either end may be open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// Not before.
+    pub start_ms: Option<i64>,
+    /// Not after; later than `start_ms`.
+    pub end_ms: Option<i64>,
+}
+
+/// A campaign as stored and returned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Campaign {
+    /// Chosen by its creator; unique.
+    pub campaign_id: String,
+    /// The advertiser, whose wallet pays.
+    pub user_id: String,
+    /// For people.
+    pub name: String,
+    /// How it is charged.
+    pub pricing: Pricing,
+    /// How much it may spend.
+    pub budget: Budget,
+    /// What is shown.
+    pub creative: Creative,
+    /// Free-form, kept exactly as given.
+    #[schema(value_type = Object)]
+    pub targeting: Value,
+    /// Free-form, kept exactly as given.
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+    /// When it may run.
+    pub schedule: Option<Schedule>,
+    /// Whether it is served.
+    pub status: Status,
+    /// Why not, when it is not active.
+    pub status_reason: Option<StatusReason>,
+    /// Minor units spent so far.
+    pub spent: i64,
+    /// Bumped by every change; caches and events carry it.
+    pub version: i64,
+}
+
+/// A new campaign as a client sends it (`POST /campaigns`, `campaign_created`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignInput {
+    /// 1–64 characters of `A-Z a-z 0-9 _ - .`.
+    #[schema(pattern = r"^[A-Za-z0-9_.\-]{1,64}$")]
+    pub campaign_id: String,
+    /// The advertiser: 1–64 characters of `A-Z a-z 0-9 _ - .`.
+    #[schema(pattern = r"^[A-Za-z0-9_.\-]{1,64}$")]
+    pub user_id: String,
+    /// 1–200 characters, no control characters.
+    pub name: String,
+    /// How it is charged.
+    pub pricing: Pricing,
+    /// How much it may spend.
+    pub budget: Budget,
+    /// What is shown.
+    pub creative: Creative,
+    /// Free-form JSON object, kept exactly as given.
+    #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
+    pub targeting: Value,
+    /// Free-form JSON object, kept exactly as given.
+    #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+    /// When it may run.
+    #[serde(default)]
+    pub schedule: Option<Schedule>,
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+/// A campaign's definition, checked: only [`NewCampaign::parse`] makes one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewCampaign {
+    id: CampaignId,
+    user: UserId,
+    input: CampaignInput,
+}
+
+fn text(field: &'static str, v: &str, max: usize) -> Result<(), ParseError> {
+    if v.trim().is_empty() {
+        return Err(ParseError::new(field, "must not be blank"));
+    }
+    if v.chars().count() > max {
+        return Err(ParseError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(ParseError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+fn url(field: &'static str, v: &str) -> Result<(), ParseError> {
+    text(field, v, 2048)?;
+    let rest = v
+        .strip_prefix("https://")
+        .or_else(|| v.strip_prefix("http://"))
+        .ok_or_else(|| ParseError::new(field, "must be an http:// or https:// URL"))?;
+    if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
+        return Err(ParseError::new(
+            field,
+            "must name a host and contain no spaces",
+        ));
+    }
+    Ok(())
+}
+
+fn minor(field: &'static str, v: i64) -> Result<(), ParseError> {
+    if (1..=MAX_AMOUNT).contains(&v) {
+        Ok(())
+    } else {
+        Err(ParseError::new(
+            field,
+            format!("must be within 1 ..= {MAX_AMOUNT} minor units"),
+        ))
+    }
+}
+
+impl NewCampaign {
+    /// Checks every field of a client's input.
+    pub fn parse(input: CampaignInput) -> Result<NewCampaign, ParseError> {
+        let id = CampaignId::parse(&input.campaign_id)?;
+        let user = UserId::parse(&input.user_id)?;
+        check_name(&input.name)?;
+        check_definition(
+            &input.pricing,
+            &input.budget,
+            &input.creative,
+            &input.targeting,
+            &input.metadata,
+            input.schedule.as_ref(),
+        )?;
+        Ok(NewCampaign { id, user, input })
+    }
+
+    /// The campaign's id.
+    pub fn id(&self) -> &CampaignId {
+        &self.id
+    }
+
+    /// The advertiser.
+    pub fn user(&self) -> &UserId {
+        &self.user
+    }
+
+    /// The campaign it starts as: active, nothing spent, version 1.
+    pub fn into_campaign(self) -> Campaign {
+        let i = self.input;
+        Campaign {
+            campaign_id: i.campaign_id,
+            user_id: i.user_id,
+            name: i.name,
+            pricing: i.pricing,
+            budget: i.budget,
+            creative: i.creative,
+            targeting: i.targeting,
+            metadata: i.metadata,
+            schedule: i.schedule,
+            status: Status::Active,
+            status_reason: None,
+            spent: 0,
+            version: 1,
+        }
+    }
+}
+
+/// A campaign's name: 1–200 characters, not blank, no control characters.
+pub fn check_name(name: &str) -> Result<(), ParseError> {
+    text("name", name, 200)
+}
+
+/// The rules every campaign definition keeps, at creation and after a change.
+pub fn check_definition(
+    pricing: &Pricing,
+    budget: &Budget,
+    creative: &Creative,
+    targeting: &Value,
+    metadata: &Value,
+    schedule: Option<&Schedule>,
+) -> Result<(), ParseError> {
+    minor("pricing.price", pricing.price)?;
+    minor("budget.lifetime", budget.lifetime)?;
+    if let Some(daily) = budget.daily {
+        minor("budget.daily", daily)?;
+        if daily > budget.lifetime {
+            return Err(ParseError::new(
+                "budget.daily",
+                "must not exceed budget.lifetime",
+            ));
+        }
+    }
+    text("creative.title", &creative.title, 200)?;
+    url("creative.asset_url", &creative.asset_url)?;
+    url("creative.landing_url", &creative.landing_url)?;
+    if !targeting.is_object() {
+        return Err(ParseError::new("targeting", "must be a JSON object"));
+    }
+    if !metadata.is_object() {
+        return Err(ParseError::new("metadata", "must be a JSON object"));
+    }
+    for (field, v) in [("targeting", targeting), ("metadata", metadata)] {
+        if v.to_string().len() > 16 * 1024 {
+            return Err(ParseError::new(field, "must be at most 16 KiB of JSON"));
+        }
+    }
+    if let Some(Schedule {
+        start_ms: Some(start),
+        end_ms: Some(end),
+    }) = schedule
+        && end <= start
+    {
+        return Err(ParseError::new(
+            "schedule.end_ms",
+            "must be later than schedule.start_ms",
+        ));
+    }
+    Ok(())
+}
+
+impl Campaign {
+    /// The smallest amount one ad event of this campaign can charge: the CPC,
+    /// or a thousandth of the CPM (at least 1 minor unit; fractions accrue).
+    pub fn min_charge(&self) -> i64 {
+        match self.pricing.model {
+            PricingModel::Cpc => self.pricing.price,
+            PricingModel::Cpm => (self.pricing.price / 1000).max(1),
+        }
+    }
+
+    /// Whether this campaign's definition equals `input`'s (an idempotent re-create).
+    pub fn same_definition(&self, input: &NewCampaign) -> bool {
+        let i = &input.input;
+        self.campaign_id == i.campaign_id
+            && self.user_id == i.user_id
+            && self.name == i.name
+            && self.pricing == i.pricing
+            && self.budget == i.budget
+            && self.creative == i.creative
+            && self.targeting == i.targeting
+            && self.metadata == i.metadata
+            && self.schedule == i.schedule
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn input() -> CampaignInput {
+        serde_json::from_value(json!({
+            "campaign_id": "c-1", "user_id": "alice", "name": "Winter sale",
+            "pricing": {"model": "cpc", "price": 1000},
+            "budget": {"lifetime": 50000, "daily": null},
+            "creative": {"title": "Boots", "asset_url": "https://cdn.example/a.png", "landing_url": "https://shop.example/boots"},
+            "targeting": {"geo": ["IR"], "x-unknown": {"deep": [1, 2.5, null]}},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_valid_campaign_starts_active_with_its_free_form_fields_intact() {
+        let c = NewCampaign::parse(input()).unwrap().into_campaign();
+        assert_eq!((c.status, c.version, c.spent), (Status::Active, 1, 0));
+        assert_eq!(c.targeting["x-unknown"]["deep"], json!([1, 2.5, null]));
+        assert_eq!(c.metadata, json!({}));
+        assert_eq!(c.min_charge(), 1000);
+    }
+
+    #[test]
+    fn bad_definitions_are_refused_by_field() {
+        type Change = Box<dyn Fn(&mut CampaignInput)>;
+        let cases: Vec<(&str, Change)> = vec![
+            ("pricing.price", Box::new(|i| i.pricing.price = 0)),
+            ("budget.daily", Box::new(|i| i.budget.daily = Some(60_000))),
+            (
+                "creative.landing_url",
+                Box::new(|i| i.creative.landing_url = "javascript:alert(1)".into()),
+            ),
+            (
+                "creative.title",
+                Box::new(|i| i.creative.title = "a\nb".into()),
+            ),
+            ("targeting", Box::new(|i| i.targeting = json!([1]))),
+            ("user_id", Box::new(|i| i.user_id = "no spaces".into())),
+            (
+                "schedule.end_ms",
+                Box::new(|i| {
+                    i.schedule = Some(Schedule {
+                        start_ms: Some(5),
+                        end_ms: Some(5),
+                    })
+                }),
+            ),
+        ];
+        for (field, change) in cases {
+            let mut i = input();
+            change(&mut i);
+            assert_eq!(NewCampaign::parse(i).unwrap_err().field, field);
+        }
+    }
+
+    #[test]
+    fn a_cpm_campaign_charges_at_least_one_minor_unit() {
+        let mut i = input();
+        i.pricing = Pricing {
+            model: PricingModel::Cpm,
+            price: 250,
+        };
+        assert_eq!(
+            NewCampaign::parse(i).unwrap().into_campaign().min_charge(),
+            1
+        );
+    }
+}

@@ -1,0 +1,261 @@
+//! Advertising management: creating campaigns (idempotent by id), reading
+//! them, and changing them. Pauses and resumes keep the rules of the
+//! model: a person's pause is never undone automatically, a campaign
+//! resumes only when its advertiser's wallet can pay its smallest charge
+//! (read strongly from the wallet service), and an ended campaign stays
+//! ended. Every change is a read-modify-write guarded by the version, so
+//! two writers never lose each other's change.
+
+use std::sync::Arc;
+
+use super::model::{
+    Budget, Campaign, Creative, NewCampaign, Pricing, Schedule, Status, StatusReason,
+    check_definition, check_name,
+};
+use super::store::{CampaignStore, CampaignStoreError, Inserted};
+use super::wallet_client::{BalanceError, Balances};
+use crate::domain::{CampaignId, ParseError, UserId};
+
+/// How often a version conflict (a writer in another instance) is retried
+/// before giving up.
+const RETRIES: usize = 16;
+
+/// Updates of one campaign within this instance take turns on one of these
+/// (picked by a hash of its id), so they never race each other; the version
+/// guard is what keeps writers in different instances apart.
+const STRIPES: usize = 64;
+
+/// Why a campaign operation was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdsError {
+    /// No campaign with that id.
+    #[error("campaign not found")]
+    NotFound,
+    /// A campaign with that id exists with another definition.
+    #[error("a campaign with this id exists with another definition")]
+    Exists(Box<Campaign>),
+    /// A field is invalid.
+    #[error("{0}")]
+    Invalid(ParseError),
+    /// The campaign has ended: it cannot resume or change.
+    #[error("the campaign has ended")]
+    Ended,
+    /// Resuming needs funds the advertiser's wallet does not have.
+    #[error("the advertiser's wallet cannot pay this campaign's smallest charge")]
+    WalletCannotPay {
+        /// The balance read, or `None` if the advertiser has no wallet.
+        balance: Option<i64>,
+        /// The smallest charge.
+        needed: i64,
+    },
+    /// Its budget is spent: raise the budget to resume.
+    #[error("the campaign's budget is spent")]
+    BudgetExhausted,
+    /// The wallet service could not confirm the funds.
+    #[error("{0}")]
+    Wallet(BalanceError),
+    /// The store failed.
+    #[error("{0}")]
+    Store(CampaignStoreError),
+    /// Other writers kept changing the campaign.
+    #[error("the campaign kept changing; retry")]
+    Contended,
+}
+
+impl From<CampaignStoreError> for AdsError {
+    fn from(e: CampaignStoreError) -> Self {
+        AdsError::Store(e)
+    }
+}
+
+/// What a create came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created {
+    /// Stored now.
+    New(Campaign),
+    /// The same definition was created before: this is it.
+    Existing(Campaign),
+}
+
+/// Fields to change; absent ones stay.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Changes {
+    /// A new name.
+    pub name: Option<String>,
+    /// New pricing.
+    pub pricing: Option<Pricing>,
+    /// New budgets.
+    pub budget: Option<Budget>,
+    /// A new creative.
+    pub creative: Option<Creative>,
+    /// New targeting, replacing the old whole.
+    pub targeting: Option<serde_json::Value>,
+    /// New metadata, replacing the old whole.
+    pub metadata: Option<serde_json::Value>,
+    /// A new schedule (`Some(None)` removes it).
+    pub schedule: Option<Option<Schedule>>,
+}
+
+/// A change to a campaign.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Update {
+    /// A person pauses it; nothing resumes it but a person.
+    Pause,
+    /// A person resumes it, if its wallet can pay.
+    Resume,
+    /// A person changes fields.
+    Change(Box<Changes>),
+}
+
+/// The advertising management service. Cheap to clone.
+#[derive(Clone)]
+pub struct AdsService {
+    store: Arc<dyn CampaignStore>,
+    balances: Arc<dyn Balances>,
+    stripes: Arc<Vec<tokio::sync::Mutex<()>>>,
+}
+
+impl AdsService {
+    /// The service over a store and a way to read balances.
+    pub fn new(store: Arc<dyn CampaignStore>, balances: Arc<dyn Balances>) -> AdsService {
+        AdsService {
+            store,
+            balances,
+            stripes: Arc::new((0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect()),
+        }
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Arc<dyn CampaignStore> {
+        &self.store
+    }
+
+    /// Creates a campaign; creating the same definition again returns it.
+    pub async fn create(&self, new: NewCampaign) -> Result<Created, AdsError> {
+        let campaign = new.clone().into_campaign();
+        match self.store.insert(&campaign).await? {
+            Inserted::New => Ok(Created::New(campaign)),
+            Inserted::Exists(existing) if existing.same_definition(&new) => {
+                Ok(Created::Existing(*existing))
+            }
+            Inserted::Exists(existing) => Err(AdsError::Exists(existing)),
+        }
+    }
+
+    /// One campaign.
+    pub async fn get(&self, id: &CampaignId) -> Result<Campaign, AdsError> {
+        self.store.get(id).await?.ok_or(AdsError::NotFound)
+    }
+
+    /// An advertiser's campaigns: the active ones, or all.
+    pub async fn list(&self, user: &UserId, all: bool) -> Result<Vec<Campaign>, AdsError> {
+        Ok(self.store.list(user, !all).await?)
+    }
+
+    /// Applies a person's change; returns the campaign after it.
+    pub async fn update(&self, id: &CampaignId, update: Update) -> Result<Campaign, AdsError> {
+        let stripe = (stable_hash(id.as_str()) % STRIPES as u64) as usize;
+        let _turn = self.stripes[stripe].lock().await;
+        for attempt in 0..RETRIES {
+            if attempt > 0 {
+                // Another instance wrote in between: back off a little, with jitter.
+                let ms = rand::random_range(1..=(5 * attempt as u64));
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
+            let current = self.get(id).await?;
+            let Some(next) = self.next(&current, &update).await? else {
+                return Ok(current); // already as asked
+            };
+            if self.store.replace(&next, current.version).await? {
+                return Ok(next);
+            }
+        }
+        Err(AdsError::Contended)
+    }
+
+    /// The campaign after `update`, or `None` if nothing changes.
+    async fn next(&self, c: &Campaign, update: &Update) -> Result<Option<Campaign>, AdsError> {
+        let mut next = c.clone();
+        next.version += 1;
+        match update {
+            Update::Pause => match c.status {
+                Status::Ended => return Err(AdsError::Ended),
+                Status::Paused if c.status_reason == Some(StatusReason::Manual) => return Ok(None),
+                _ => {
+                    next.status = Status::Paused;
+                    next.status_reason = Some(StatusReason::Manual);
+                }
+            },
+            Update::Resume => {
+                match c.status {
+                    Status::Ended => return Err(AdsError::Ended),
+                    Status::Active => return Ok(None),
+                    Status::Paused => {}
+                }
+                if c.spent >= c.budget.lifetime {
+                    return Err(AdsError::BudgetExhausted);
+                }
+                let balance = self
+                    .balances
+                    .balance(&UserId::parse(&c.user_id).map_err(AdsError::Invalid)?)
+                    .await
+                    .map_err(AdsError::Wallet)?;
+                let needed = c.min_charge();
+                if balance.is_none_or(|b| b < needed) {
+                    return Err(AdsError::WalletCannotPay { balance, needed });
+                }
+                next.status = Status::Active;
+                next.status_reason = None;
+            }
+            Update::Change(ch) => {
+                if c.status == Status::Ended {
+                    return Err(AdsError::Ended);
+                }
+                if let Some(v) = &ch.name {
+                    next.name = v.clone();
+                }
+                if let Some(v) = &ch.pricing {
+                    next.pricing = v.clone();
+                }
+                if let Some(v) = &ch.budget {
+                    next.budget = v.clone();
+                }
+                if let Some(v) = &ch.creative {
+                    next.creative = v.clone();
+                }
+                if let Some(v) = &ch.targeting {
+                    next.targeting = v.clone();
+                }
+                if let Some(v) = &ch.metadata {
+                    next.metadata = v.clone();
+                }
+                if let Some(v) = &ch.schedule {
+                    next.schedule = v.clone();
+                }
+                check_name(&next.name).map_err(AdsError::Invalid)?;
+                check_definition(
+                    &next.pricing,
+                    &next.budget,
+                    &next.creative,
+                    &next.targeting,
+                    &next.metadata,
+                    next.schedule.as_ref(),
+                )
+                .map_err(AdsError::Invalid)?;
+                let mut unchanged = next.clone();
+                unchanged.version = c.version;
+                if &unchanged == c {
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some(next))
+    }
+}
+
+/// FNV-1a: a stable hash for picking a stripe.
+fn stable_hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}

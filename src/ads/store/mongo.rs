@@ -1,0 +1,192 @@
+//! Campaigns in MongoDB, the store of record in distributed mode: one
+//! document per campaign in `campaigns`, `_id` = `campaign_id`, with a
+//! unique index on `campaign_id` and an index on `user_id` + `status`. On a
+//! sharded cluster (`mongos`) `migrate` shards the collection by hashed
+//! `user_id`; on a single server or replica set it says it skipped that.
+
+use async_trait::async_trait;
+use futures::TryStreamExt;
+use mongodb::bson::{Document, doc};
+use mongodb::error::{Error, ErrorKind, WriteFailure};
+use mongodb::options::IndexOptions;
+use mongodb::{Collection, IndexModel};
+
+use super::{CampaignStore, CampaignStoreError, Inserted, MigrateReport};
+use crate::ads::model::Campaign;
+use crate::domain::{CampaignId, UserId};
+use crate::platform::mongo::MongoHandle;
+
+const COLLECTION: &str = "campaigns";
+
+/// The MongoDB campaign store.
+#[derive(Clone)]
+pub struct MongoCampaigns {
+    mongo: MongoHandle,
+}
+
+fn err(e: Error) -> CampaignStoreError {
+    match *e.kind {
+        ErrorKind::ServerSelection { .. }
+        | ErrorKind::Io(_)
+        | ErrorKind::ConnectionPoolCleared { .. } => CampaignStoreError::Unavailable(e.to_string()),
+        _ => CampaignStoreError::Other(e.to_string()),
+    }
+}
+
+fn is_duplicate(e: &Error) -> bool {
+    matches!(&*e.kind, ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == 11000)
+}
+
+fn to_doc(c: &Campaign) -> Result<Document, CampaignStoreError> {
+    let mut d =
+        mongodb::bson::to_document(c).map_err(|e| CampaignStoreError::Other(e.to_string()))?;
+    d.insert("_id", c.campaign_id.clone());
+    Ok(d)
+}
+
+fn from_doc(mut d: Document) -> Result<Campaign, CampaignStoreError> {
+    d.remove("_id");
+    mongodb::bson::from_document(d)
+        .map_err(|e| CampaignStoreError::Other(format!("stored campaign unreadable: {e}")))
+}
+
+impl MongoCampaigns {
+    /// Campaigns in the handle's database.
+    pub fn new(mongo: MongoHandle) -> MongoCampaigns {
+        MongoCampaigns { mongo }
+    }
+
+    fn coll(&self) -> Collection<Document> {
+        self.mongo.db().collection(COLLECTION)
+    }
+}
+
+#[async_trait]
+impl CampaignStore for MongoCampaigns {
+    async fn migrate(&self) -> Result<MigrateReport, CampaignStoreError> {
+        let indexes = vec![
+            IndexModel::builder()
+                .keys(doc! { "campaign_id": 1 })
+                .options(
+                    IndexOptions::builder()
+                        .unique(true)
+                        .name("campaign_id_unique".to_owned())
+                        .build(),
+                )
+                .build(),
+            IndexModel::builder()
+                .keys(doc! { "user_id": 1, "status": 1 })
+                .options(
+                    IndexOptions::builder()
+                        .name("user_id_status".to_owned())
+                        .build(),
+                )
+                .build(),
+        ];
+        self.coll().create_indexes(indexes).await.map_err(err)?;
+        let mut report = MigrateReport {
+            applied: vec![
+                "campaigns index campaign_id_unique".into(),
+                "campaigns index user_id_status".into(),
+            ],
+            skipped: Vec::new(),
+        };
+        let hello = self
+            .mongo
+            .db()
+            .run_command(doc! { "hello": 1 })
+            .await
+            .map_err(err)?;
+        if hello.get_str("msg") == Ok("isdbgrid") {
+            let admin = self.mongo.client.database("admin");
+            let ns = format!("{}.{COLLECTION}", self.mongo.database);
+            admin
+                .run_command(doc! { "enableSharding": &self.mongo.database })
+                .await
+                .map_err(err)?;
+            admin
+                .run_command(doc! { "shardCollection": &ns, "key": { "user_id": "hashed" } })
+                .await
+                .map_err(err)?;
+            report
+                .applied
+                .push(format!("sharded {ns} by hashed user_id"));
+        } else {
+            report
+                .skipped
+                .push("sharding by hashed user_id: not a sharded cluster (no mongos)".into());
+        }
+        Ok(report)
+    }
+
+    async fn insert(&self, c: &Campaign) -> Result<Inserted, CampaignStoreError> {
+        match self.coll().insert_one(to_doc(c)?).await {
+            Ok(_) => Ok(Inserted::New),
+            Err(e) if is_duplicate(&e) => {
+                let id = CampaignId::parse(&c.campaign_id)
+                    .map_err(|e| CampaignStoreError::Other(e.to_string()))?;
+                match self.get(&id).await? {
+                    Some(existing) => Ok(Inserted::Exists(Box::new(existing))),
+                    None => Err(CampaignStoreError::Other(
+                        "a conflicting campaign vanished".into(),
+                    )),
+                }
+            }
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn get(&self, id: &CampaignId) -> Result<Option<Campaign>, CampaignStoreError> {
+        self.coll()
+            .find_one(doc! { "_id": id.as_str() })
+            .await
+            .map_err(err)?
+            .map(from_doc)
+            .transpose()
+    }
+
+    async fn list(
+        &self,
+        user: &UserId,
+        only_active: bool,
+    ) -> Result<Vec<Campaign>, CampaignStoreError> {
+        let mut filter = doc! { "user_id": user.as_str() };
+        if only_active {
+            filter.insert("status", "active");
+        }
+        let docs: Vec<Document> = self
+            .coll()
+            .find(filter)
+            .sort(doc! { "campaign_id": 1 })
+            .await
+            .map_err(err)?
+            .try_collect()
+            .await
+            .map_err(err)?;
+        docs.into_iter().map(from_doc).collect()
+    }
+
+    async fn replace(
+        &self,
+        c: &Campaign,
+        expected_version: i64,
+    ) -> Result<bool, CampaignStoreError> {
+        let res = self
+            .coll()
+            .replace_one(
+                doc! { "_id": &c.campaign_id, "version": expected_version },
+                to_doc(c)?,
+            )
+            .await
+            .map_err(err)?;
+        Ok(res.matched_count == 1)
+    }
+
+    async fn ping(&self) -> Result<(), CampaignStoreError> {
+        self.mongo.ping().await.map_err(err)
+    }
+
+    fn kind(&self) -> &'static str {
+        "mongodb"
+    }
+}
