@@ -61,14 +61,23 @@ pub struct Client {
 }
 
 impl Client {
-    /// Resolves URL and token from flags, environment, configuration and the data directory.
+    /// A client of the wallet service: URL and token from flags, environment,
+    /// configuration and the data directory.
     pub fn new(g: &GlobalOpts, conn: &ConnOpts) -> anyhow::Result<Client> {
+        Self::of(g, conn.url.clone(), conn.token.clone(), |c| c.listen.wallet)
+    }
+
+    /// A client of the service at `url`, or (by default) at the address
+    /// `listen` picks from the configuration, with `token` or the operator token.
+    pub fn of(
+        g: &GlobalOpts,
+        url: Option<String>,
+        token: Option<String>,
+        listen: impl FnOnce(&walletctl_core::Config) -> std::net::SocketAddr,
+    ) -> anyhow::Result<Client> {
         let config = g.load_config()?;
-        let base = conn
-            .url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", config.listen.wallet));
-        let token = match &conn.token {
+        let base = url.unwrap_or_else(|| format!("http://{}", listen(&config)));
+        let token = match &token {
             Some(t) => t.clone(),
             None => {
                 let path = config.operator_token_path();
@@ -139,6 +148,11 @@ impl Client {
     }
 
     async fn send(req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        Self::send_with_status(req).await.map(|(_, v)| v)
+    }
+
+    /// Sends, answering the success status with the body; a failure as [`ApiFailure`].
+    pub async fn send_with_status(req: reqwest::RequestBuilder) -> anyhow::Result<(u16, Value)> {
         let res = req
             .send()
             .await
@@ -146,7 +160,7 @@ impl Client {
         let status = res.status();
         let body: Value = res.json().await.unwrap_or(Value::Null);
         if status.is_success() {
-            return Ok(body);
+            return Ok((status.as_u16(), body));
         }
         Err(ApiFailure {
             status: status.as_u16(),

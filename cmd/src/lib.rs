@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod campaigns;
 pub mod client;
 pub mod config_cmd;
 pub mod migrate;
@@ -98,6 +99,9 @@ pub enum Command {
     /// Create wallets, read balances, move money (talks to a running wallet service).
     #[command(subcommand)]
     Wallet(wallet::Cmd),
+    /// List, show, create, pause and resume ad campaigns (talks to a running ads service).
+    #[command(subcommand)]
+    Campaigns(campaigns::Cmd),
     /// The region → replica map: list, status with replication lag, assign.
     #[command(subcommand)]
     Shards(shards::Cmd),
@@ -119,6 +123,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(cmd) => config_cmd::run(&g, cmd),
         Command::Migrate(opts) => migrate::run(&g, opts).await,
         Command::Wallet(cmd) => wallet::run(&g, cmd).await,
+        Command::Campaigns(cmd) => campaigns::run(&g, cmd).await,
         Command::Shards(cmd) => shards::run(&g, cmd).await,
         Command::Token(cmd) => token::run(&g, cmd).await,
         Command::Bench(cmd) => bench::run(&g, cmd).await,

@@ -17,6 +17,7 @@ impl Cli<'_> {
             .arg(&self.env.config.data_dir)
             .args(args)
             .env("WALLETCTL_URL", &self.app.wallet)
+            .env("WALLETCTL_ADS_URL", &self.app.ads)
             .env_remove("WALLETCTL_TOKEN")
             .env_remove("WALLETCTL_CONFIG")
             .stdin(Stdio::null());
@@ -290,6 +291,7 @@ fn every_subcommand_has_help() {
         &["wallet", "adjust", "--help"],
         &["shards", "assign", "--help"],
         &["token", "create", "--help"],
+        &["campaigns", "create", "--help"],
     ] {
         let out = walletctl(args, &[]);
         assert!(out.status.success(), "{args:?}");
@@ -453,4 +455,50 @@ fn an_unknown_outcome_is_retried_with_the_same_key() {
     assert_eq!(keys.len(), 2, "one retry");
     assert_eq!(keys[0], keys[1], "the retry reused the key");
     assert!(String::from_utf8_lossy(&out.stderr).contains("outcome unknown"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn campaign_commands_create_list_pause_and_refuse_an_unfunded_resume() {
+    let env = TestEnv::new(Mode::Embedded).await;
+    let app = env.spawn().await;
+    let cli = Cli {
+        env: &env,
+        app: &app,
+    };
+    let file = env.config.data_dir.join("c.json");
+    std::fs::write(
+        &file,
+        serde_json::json!({
+            "campaign_id": "cli-1", "user_id": "dora", "name": "Spring",
+            "pricing": {"model": "cpm", "price": 2500}, "budget": {"lifetime": 9000, "daily": 1000},
+            "creative": {"title": "T", "asset_url": "https://cdn.example/t.png", "landing_url": "https://t.example/"}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let created = cli.json(&["campaigns", "create", file.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(
+        (created["status"].as_str(), created["version"].as_i64()),
+        (Some("active"), Some(1))
+    );
+    let list = cli.json(&["campaigns", "list", "dora", "-o", "json"]);
+    assert_eq!(list["campaigns"][0]["campaign_id"], "cli-1");
+    let table = cli.run(&["campaigns", "list", "dora"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("cpm 2500") && table.contains("9000 (daily 1000)"),
+        "{table}"
+    );
+    let paused = cli.json(&["campaigns", "pause", "cli-1", "-o", "json"]);
+    assert_eq!(
+        (paused["status"].as_str(), paused["status_reason"].as_str()),
+        (Some("paused"), Some("manual"))
+    );
+    // dora has no wallet: the resume is refused, with exit code 2 and the reason.
+    let out = cli.run(&["campaigns", "resume", "cli-1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wallet_cannot_pay"));
+    let shown = cli.json(&["campaigns", "show", "cli-1", "-o", "json"]);
+    assert_eq!(shown["status"], "paused");
+    app.stop().await;
 }

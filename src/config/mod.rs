@@ -25,7 +25,14 @@ use serde::{Deserialize, Serialize};
 pub use secret::{Secret, SecretUrl};
 
 /// Environment variables with the `WALLETCTL_` prefix that are not configuration keys.
-const NON_CONFIG_ENV: &[&str] = &["config", "token", "url", "stack_dir", "stack_config"];
+const NON_CONFIG_ENV: &[&str] = &[
+    "config",
+    "token",
+    "url",
+    "ads_url",
+    "stack_dir",
+    "stack_config",
+];
 
 /// The whole configuration of one walletctl process.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,0 +1,197 @@
+//! `walletctl campaigns`: a client of the advertising management service.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use tabled::Tabled;
+
+use crate::GlobalOpts;
+use crate::client::Client;
+use crate::output::{OutputOpts, print};
+
+/// Where the ads service is and who we are.
+#[derive(Debug, Clone, Args)]
+pub struct AdsConn {
+    /// Ads management service URL. Default: http:// plus [listen] ads from the configuration.
+    #[arg(long, env = "WALLETCTL_ADS_URL", global = true, value_name = "URL")]
+    pub ads_url: Option<String>,
+    /// Bearer token with the campaigns_read / campaigns_write scopes. Default: the operator token.
+    #[arg(
+        long,
+        env = "WALLETCTL_TOKEN",
+        global = true,
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+}
+
+/// Campaign commands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// List an advertiser's campaigns: the active ones, or all with --all.
+    List {
+        /// The advertiser's user id.
+        user: String,
+        /// Every campaign, whatever its status.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        conn: AdsConn,
+        #[command(flatten)]
+        out: OutputOpts,
+    },
+    /// Show one campaign, with its targeting and metadata (use -o json for all of it).
+    Show {
+        /// The campaign id.
+        campaign: String,
+        #[command(flatten)]
+        conn: AdsConn,
+        #[command(flatten)]
+        out: OutputOpts,
+    },
+    /// Create a campaign from a JSON file (`-` reads standard input).
+    ///
+    /// The file is the body of `POST /campaigns` (see docs/api.md). Creating
+    /// the same campaign again is harmless: it answers with the stored one.
+    Create {
+        /// The JSON file, or `-`.
+        file: PathBuf,
+        #[command(flatten)]
+        conn: AdsConn,
+        #[command(flatten)]
+        out: OutputOpts,
+    },
+    /// Pause a campaign. A paused campaign resumes only by `resume`.
+    Pause {
+        /// The campaign id.
+        campaign: String,
+        #[command(flatten)]
+        conn: AdsConn,
+        #[command(flatten)]
+        out: OutputOpts,
+    },
+    /// Resume a paused campaign; refused if its advertiser's wallet cannot pay its smallest charge.
+    Resume {
+        /// The campaign id.
+        campaign: String,
+        #[command(flatten)]
+        conn: AdsConn,
+        #[command(flatten)]
+        out: OutputOpts,
+    },
+}
+
+#[derive(Tabled)]
+struct Row {
+    campaign_id: String,
+    user_id: String,
+    name: String,
+    status: String,
+    pricing: String,
+    budget: String,
+    spent: i64,
+    version: i64,
+}
+
+fn row(c: &Value) -> Row {
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    let status = match c["status_reason"].as_str() {
+        Some(reason) => format!("{} ({reason})", s(&c["status"])),
+        None => s(&c["status"]),
+    };
+    let budget = match c["budget"]["daily"].as_i64() {
+        Some(daily) => format!("{} (daily {daily})", c["budget"]["lifetime"]),
+        None => c["budget"]["lifetime"].to_string(),
+    };
+    Row {
+        campaign_id: s(&c["campaign_id"]),
+        user_id: s(&c["user_id"]),
+        name: s(&c["name"]),
+        status,
+        pricing: format!("{} {}", s(&c["pricing"]["model"]), c["pricing"]["price"]),
+        budget,
+        spent: c["spent"].as_i64().unwrap_or_default(),
+        version: c["version"].as_i64().unwrap_or_default(),
+    }
+}
+
+fn client(g: &GlobalOpts, conn: &AdsConn) -> anyhow::Result<Client> {
+    Client::of(g, conn.ads_url.clone(), conn.token.clone(), |c| {
+        c.listen.ads
+    })
+}
+
+/// Runs a campaigns command.
+pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
+    match cmd {
+        Cmd::List {
+            user,
+            all,
+            conn,
+            out,
+        } => {
+            let query = if all { "?status=all" } else { "" };
+            let v = client(g, &conn)?
+                .get(&format!("/campaigns/{user}{query}"))
+                .await?;
+            let rows: Vec<Row> = v["campaigns"]
+                .as_array()
+                .map(|a| a.iter().map(row).collect())
+                .unwrap_or_default();
+            print(out.format, &v, rows)
+        }
+        Cmd::Show {
+            campaign,
+            conn,
+            out,
+        } => {
+            let v = client(g, &conn)?
+                .get(&format!("/campaign/{campaign}"))
+                .await?;
+            print(out.format, &v, [row(&v)])
+        }
+        Cmd::Create { file, conn, out } => {
+            let mut text = String::new();
+            if file.as_os_str() == "-" {
+                std::io::stdin().read_to_string(&mut text)?;
+            } else {
+                text = std::fs::read_to_string(&file)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            }
+            let body: Value = serde_json::from_str(&text)
+                .map_err(|e| crate::UsageError(format!("{} is not JSON: {e}", file.display())))?;
+            let v = client(g, &conn)?.post("/campaigns", &body, None).await?;
+            print(out.format, &v, [row(&v)])
+        }
+        Cmd::Pause {
+            campaign,
+            conn,
+            out,
+        } => action(g, &campaign, &conn, out, "pause").await,
+        Cmd::Resume {
+            campaign,
+            conn,
+            out,
+        } => action(g, &campaign, &conn, out, "resume").await,
+    }
+}
+
+async fn action(
+    g: &GlobalOpts,
+    campaign: &str,
+    conn: &AdsConn,
+    out: OutputOpts,
+    action: &str,
+) -> anyhow::Result<()> {
+    let v = client(g, conn)?
+        .post(
+            &format!("/campaigns/{campaign}/update"),
+            &json!({ "action": action }),
+            None,
+        )
+        .await?;
+    print(out.format, &v, [row(&v)])
+}
