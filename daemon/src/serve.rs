@@ -180,9 +180,8 @@ pub async fn serve(
         (Service::Ads, listeners.ads),
         (Service::Display, listeners.display),
     ];
-    let wallet_on = pairs
-        .iter()
-        .any(|(s, l)| *s == Service::Wallet && l.is_some());
+    let on = |service: Service| pairs.iter().any(|(s, l)| *s == service && l.is_some());
+    let (wallet_on, ads_on) = (on(Service::Wallet), on(Service::Ads));
     for (service, listener) in pairs {
         let Some(listener) = listener else { continue };
         let addr = listener.local_addr()?;
@@ -193,6 +192,13 @@ pub async fn serve(
             serve_http(listener, app, stop)
                 .await
                 .with_context(|| format!("serving {}", service.name()))
+        });
+    }
+    if ads_on {
+        let (st, s) = (state.clone(), stop.clone());
+        tasks.spawn(async move {
+            crate::workers::balance_updated::run(st, s).await;
+            Ok(())
         });
     }
     if wallet_on {

@@ -30,7 +30,11 @@ impl AppState {
     pub fn new(backends: Backends, balances: Arc<dyn Balances>) -> Self {
         AppState {
             wallet: backends.wallet_service(),
-            ads: AdsService::new(backends.campaigns.clone(), balances),
+            ads: AdsService::new(
+                backends.campaigns.clone(),
+                balances,
+                backends.events.clone(),
+            ),
             auth: Authenticator::new(backends.store.clone()),
             readiness: ReadinessCache::default(),
             backends,

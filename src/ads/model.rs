@@ -129,6 +129,10 @@ pub struct Campaign {
     pub spent: i64,
     /// Bumped by every change; caches and events carry it.
     pub version: i64,
+    /// The wallet version whose `balance_updated` event last paused or
+    /// resumed this campaign (`null` when a person did).
+    #[serde(default)]
+    pub status_wallet_version: Option<i64>,
 }
 
 /// A new campaign as a client sends it (`POST /campaigns`, `campaign_created`).
@@ -263,6 +267,7 @@ impl NewCampaign {
             status_reason: None,
             spent: 0,
             version: 1,
+            status_wallet_version: None,
         }
     }
 }

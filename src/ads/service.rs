@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use super::events::CampaignStatusChanged;
 use super::model::{
     Budget, Campaign, Creative, NewCampaign, Pricing, Schedule, Status, StatusReason,
     check_definition, check_name,
@@ -15,6 +16,7 @@ use super::model::{
 use super::store::{CampaignStore, CampaignStoreError, Inserted};
 use super::wallet_client::{BalanceError, Balances};
 use crate::domain::{CampaignId, ParseError, UserId};
+use crate::events::{EventError, EventLog, Record};
 
 /// How often a version conflict (a writer in another instance) is retried
 /// before giving up.
@@ -54,6 +56,9 @@ pub enum AdsError {
     /// The wallet service could not confirm the funds.
     #[error("{0}")]
     Wallet(BalanceError),
+    /// The event log refused a pause or resume event.
+    #[error("{0}")]
+    Events(EventError),
     /// The store failed.
     #[error("{0}")]
     Store(CampaignStoreError),
@@ -112,15 +117,31 @@ pub enum Update {
 pub struct AdsService {
     store: Arc<dyn CampaignStore>,
     balances: Arc<dyn Balances>,
+    events: Arc<dyn EventLog>,
     stripes: Arc<Vec<tokio::sync::Mutex<()>>>,
 }
 
+/// What applying a wallet balance came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BalanceOutcome {
+    /// A newer (or the same) wallet version was applied before: nothing done.
+    Stale,
+    /// Applied; these campaigns paused or resumed (or had their event re-published).
+    Applied(Vec<Campaign>),
+}
+
 impl AdsService {
-    /// The service over a store and a way to read balances.
-    pub fn new(store: Arc<dyn CampaignStore>, balances: Arc<dyn Balances>) -> AdsService {
+    /// The service over a store, a way to read balances, and the event log
+    /// its pauses and resumes are published to.
+    pub fn new(
+        store: Arc<dyn CampaignStore>,
+        balances: Arc<dyn Balances>,
+        events: Arc<dyn EventLog>,
+    ) -> AdsService {
         AdsService {
             store,
             balances,
+            events,
             stripes: Arc::new((0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect()),
         }
     }
@@ -152,8 +173,29 @@ impl AdsService {
         Ok(self.store.list(user, !all).await?)
     }
 
-    /// Applies a person's change; returns the campaign after it.
+    /// Applies a person's change; returns the campaign after it. A pause or
+    /// resume is published (`campaign_paused` / `campaign_resumed`).
     pub async fn update(&self, id: &CampaignId, update: Update) -> Result<Campaign, AdsError> {
+        let (campaign, changed) = self
+            .modify(id, |c| {
+                let (this, update) = (self.clone(), update.clone());
+                async move { this.next(&c, &update).await }
+            })
+            .await?;
+        if changed && matches!(update, Update::Pause | Update::Resume) {
+            self.publish(&campaign).await.map_err(AdsError::Events)?;
+        }
+        Ok(campaign)
+    }
+
+    /// Read, change, write back if the version is unchanged; again if not.
+    /// `change` answers the campaign after the change, or `None` for none.
+    /// Returns the campaign as it ends up, and whether this call changed it.
+    async fn modify<F, Fut>(&self, id: &CampaignId, change: F) -> Result<(Campaign, bool), AdsError>
+    where
+        F: Fn(Campaign) -> Fut,
+        Fut: Future<Output = Result<Option<Campaign>, AdsError>>,
+    {
         let stripe = (stable_hash(id.as_str()) % STRIPES as u64) as usize;
         let _turn = self.stripes[stripe].lock().await;
         for attempt in 0..RETRIES {
@@ -163,14 +205,136 @@ impl AdsService {
                 tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
             }
             let current = self.get(id).await?;
-            let Some(next) = self.next(&current, &update).await? else {
-                return Ok(current); // already as asked
+            let expected = current.version;
+            let Some(next) = change(current.clone()).await? else {
+                return Ok((current, false)); // already as asked
             };
-            if self.store.replace(&next, current.version).await? {
-                return Ok(next);
+            if self.store.replace(&next, expected).await? {
+                return Ok((next, true));
             }
         }
         Err(AdsError::Contended)
+    }
+
+    /// Publishes a campaign's pause or resume.
+    async fn publish(&self, c: &Campaign) -> Result<(), EventError> {
+        let Some((topic, event)) = CampaignStatusChanged::of(c) else {
+            return Ok(());
+        };
+        let payload =
+            serde_json::to_string(&event).map_err(|e| EventError::Other(e.to_string()))?;
+        self.events
+            .publish(&[Record {
+                topic,
+                key: &c.campaign_id,
+                payload: &payload,
+            }])
+            .await?;
+        metrics::counter!("ads_campaign_status_events_total", "topic" => topic).increment(1);
+        Ok(())
+    }
+
+    /// Applies an advertiser's balance from `balance_updated` version
+    /// `wallet_version`:
+    ///
+    /// - an active campaign whose smallest charge the balance cannot pay
+    ///   pauses with reason `wallet_empty`, unless a strong read shows the
+    ///   wallet has since been refilled (the event trailed the wallet);
+    /// - a campaign paused for `wallet_empty` that it can pay again resumes,
+    ///   once a strong read through the wallet service confirms the funds;
+    /// - a person's pause, a spent budget or an end are left alone;
+    /// - each change is published, then the version is recorded.
+    ///
+    /// A version at or below one recorded before changes nothing (events of
+    /// one user may come twice or out of order). If the process dies after a
+    /// change and before the version is recorded, the redelivered event
+    /// finds the campaign already changed by this version and publishes its
+    /// event again (consumers drop the duplicate by `event_id`).
+    pub async fn on_balance(
+        &self,
+        user: &UserId,
+        balance: i64,
+        wallet_version: i64,
+    ) -> Result<BalanceOutcome, AdsError> {
+        if self
+            .store
+            .wallet_version(user)
+            .await?
+            .is_some_and(|v| v >= wallet_version)
+        {
+            return Ok(BalanceOutcome::Stale);
+        }
+        let mut touched = Vec::new();
+        for c in self.store.list(user, false).await? {
+            let id = CampaignId::parse(&c.campaign_id).map_err(AdsError::Invalid)?;
+            let can_pay = balance >= c.min_charge();
+            let wallet_paused =
+                c.status == Status::Paused && c.status_reason == Some(StatusReason::WalletEmpty);
+            let by_this_event = c.status_wallet_version == Some(wallet_version);
+            // An event can trail the wallet (a creation event, balance 0, seen
+            // after the first top-up): confirm with a strong read before
+            // pausing. If the wallet service cannot answer, pause anyway:
+            // stopping spend when unsure is the safe side.
+            let confirmed_can_pay = if c.status == Status::Active && !can_pay {
+                matches!(self.balances.balance(user).await, Ok(Some(b)) if b >= c.min_charge())
+            } else {
+                false
+            };
+            let campaign = if c.status == Status::Active && !can_pay && !confirmed_can_pay {
+                let (c, changed) = self
+                    .modify(&id, |c| async move {
+                        Ok(
+                            (c.status == Status::Active && balance < c.min_charge()).then(|| {
+                                Campaign {
+                                    status: Status::Paused,
+                                    status_reason: Some(StatusReason::WalletEmpty),
+                                    status_wallet_version: Some(wallet_version),
+                                    version: c.version + 1,
+                                    ..c
+                                }
+                            }),
+                        )
+                    })
+                    .await?;
+                changed.then_some(c)
+            } else if wallet_paused && can_pay && !by_this_event {
+                let confirmed = self
+                    .balances
+                    .balance(user)
+                    .await
+                    .map_err(AdsError::Wallet)?;
+                if confirmed.is_none_or(|b| b < c.min_charge()) {
+                    None // the event ran ahead of what a strong read shows: a later event will resume it
+                } else {
+                    let (c, changed) = self
+                        .modify(&id, |c| async move {
+                            Ok((c.status == Status::Paused
+                                && c.status_reason == Some(StatusReason::WalletEmpty))
+                            .then(|| Campaign {
+                                status: Status::Active,
+                                status_reason: None,
+                                status_wallet_version: Some(wallet_version),
+                                version: c.version + 1,
+                                ..c
+                            }))
+                        })
+                        .await?;
+                    changed.then_some(c)
+                }
+            } else if by_this_event {
+                Some(c) // changed by this very event before a crash: publish again
+            } else {
+                None
+            };
+            if let Some(c) = campaign {
+                self.publish(&c).await.map_err(AdsError::Events)?;
+                touched.push(c);
+            }
+        }
+        self.store
+            .record_wallet_version(user, wallet_version)
+            .await?;
+        Ok(BalanceOutcome::Applied(touched))
     }
 
     /// The campaign after `update`, or `None` if nothing changes.
@@ -184,6 +348,7 @@ impl AdsService {
                 _ => {
                     next.status = Status::Paused;
                     next.status_reason = Some(StatusReason::Manual);
+                    next.status_wallet_version = None;
                 }
             },
             Update::Resume => {
@@ -206,6 +371,7 @@ impl AdsService {
                 }
                 next.status = Status::Active;
                 next.status_reason = None;
+                next.status_wallet_version = None;
             }
             Update::Change(ch) => {
                 if c.status == Status::Ended {

@@ -314,3 +314,216 @@ conformance!(campaign_routes_need_campaign_scopes, |env| {
     assert_eq!(s, 401);
     app.stop().await;
 });
+
+/// Polls until `done` holds for the campaign, or fails after 60 s.
+async fn campaign_until(app: &App, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, c) = ads_get(app, &format!("/campaign/{id}")).await;
+        if done(&c) {
+            return c;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "campaign never {what}: {c}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the ads consumer has applied `user`'s wallet up to `version`.
+async fn applied_up_to(env: &harness::TestEnv, user: &str, version: i64) {
+    let backends = env.backends().await;
+    let u = walletctl_core::domain::UserId::parse(user).unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while backends
+        .campaigns
+        .wallet_version(&u)
+        .await
+        .unwrap()
+        .unwrap_or(-1)
+        < version
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the ads consumer never applied version {version}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+async fn wallet_version(app: &App, user: &str) -> i64 {
+    let (_, w) = app
+        .get(&format!("/wallet/{user}/balance?consistency=strong"))
+        .await;
+    w["version"].as_i64().unwrap()
+}
+
+conformance!(
+    campaigns_pause_when_the_wallet_empties_and_resume_when_it_refills,
+    |env| {
+        let app = env.spawn().await;
+        let u = user();
+        app.wallet_with(&u, "SOUTH_EAST", 5_000).await;
+        let v = wallet_version(&app, &u).await;
+        applied_up_to(&env, &u, v).await;
+        let (id, manual) = (format!("c-{}", user()), format!("m-{}", user()));
+        ads_post(&app, "/campaigns", campaign(&id, &u, 1_000)).await;
+        ads_post(&app, "/campaigns", campaign(&manual, &u, 1_000)).await;
+        ads_post(
+            &app,
+            &format!("/campaigns/{manual}/update"),
+            json!({"action": "pause"}),
+        )
+        .await;
+        let mut paused_events = env
+            .backends()
+            .await
+            .events
+            .subscribe(
+                &format!("{}-paused", env.id),
+                walletctl_core::events::topic::CAMPAIGN_PAUSED,
+            )
+            .await
+            .unwrap();
+
+        // Drain the wallet below one click: the campaign pauses for wallet_empty.
+        let (s, _) = app
+            .post(&format!("/wallet/{u}/deduct"), amount(4_500), Some(&key()))
+            .await;
+        assert_eq!(s, 200);
+        let c = campaign_until(&app, &id, "paused", |c| c["status"] == "paused").await;
+        assert_eq!(c["status_reason"], "wallet_empty");
+        let v_empty = wallet_version(&app, &u).await;
+        assert_eq!(c["status_wallet_version"], v_empty);
+        let (_, active) = ads_get(&app, &format!("/campaigns/{u}")).await;
+        assert!(ids(&active).is_empty());
+
+        // The pause was published, with its reason, decoded strictly.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        let event = loop {
+            let m = tokio::time::timeout_at(deadline, paused_events.next())
+                .await
+                .expect("a campaign_paused event")
+                .unwrap();
+            let e: walletctl_core::ads::events::CampaignStatusChanged =
+                serde_json::from_str(&m.payload).unwrap();
+            if e.campaign_id == id
+                && e.reason == Some(walletctl_core::ads::StatusReason::WalletEmpty)
+            {
+                assert_eq!(m.key, id, "keyed by campaign");
+                break e;
+            }
+        };
+        assert_eq!(
+            (event.campaign_version, event.wallet_version),
+            (c["version"].as_i64().unwrap(), Some(v_empty))
+        );
+
+        // A top-up resumes it; the manual pause stays.
+        let (s, _) = app
+            .post(&format!("/wallet/{u}/credit"), amount(2_000), Some(&key()))
+            .await;
+        assert_eq!(s, 200);
+        let c = campaign_until(&app, &id, "resumed", |c| c["status"] == "active").await;
+        assert_eq!(c["status_reason"], Value::Null);
+        let v_refilled = wallet_version(&app, &u).await;
+        applied_up_to(&env, &u, v_refilled).await;
+        let (_, m) = ads_get(&app, &format!("/campaign/{manual}")).await;
+        assert_eq!(
+            (m["status"].as_str(), m["status_reason"].as_str()),
+            (Some("paused"), Some("manual")),
+            "a person's pause survives a top-up"
+        );
+        app.stop().await;
+    }
+);
+
+conformance!(stale_and_repeated_wallet_events_change_nothing, |env| {
+    let app = env.spawn().await;
+    let u = user();
+    app.wallet_with(&u, "SOUTH_EAST", 5_000).await;
+    let id = format!("c-{}", user());
+    ads_post(&app, "/campaigns", campaign(&id, &u, 1_000)).await;
+    let v = wallet_version(&app, &u).await;
+    applied_up_to(&env, &u, v).await;
+    let before = ads_get(&app, &format!("/campaign/{id}")).await.1;
+    // An old event saying the wallet is empty, and a repeat of the current one.
+    let backends = env.backends().await;
+    let stale = json!({"event_id": "stale-1", "type": "balance_updated", "user_id": u, "region": "SOUTH_EAST",
+        "balance": 0, "version": v - 1, "delta": -5000, "entry_id": null, "entry_kind": "deduct", "occurred_at_ms": 0}).to_string();
+    let repeat = json!({"event_id": "repeat-1", "type": "balance_updated", "user_id": u, "region": "SOUTH_EAST",
+        "balance": 5000, "version": v, "delta": 0, "entry_id": null, "entry_kind": null, "occurred_at_ms": 0}).to_string();
+    let not_json = "{not json".to_owned();
+    for payload in [&stale, &repeat, &not_json] {
+        backends
+            .events
+            .publish(&[walletctl_core::events::Record {
+                topic: walletctl_core::events::topic::BALANCE_UPDATED,
+                key: &u,
+                payload,
+            }])
+            .await
+            .unwrap();
+    }
+    // A real change after them: once it is applied, so were they (same key, same partition, in order).
+    let (s, _) = app
+        .post(&format!("/wallet/{u}/deduct"), amount(1), Some(&key()))
+        .await;
+    assert_eq!(s, 200);
+    applied_up_to(&env, &u, v + 1).await;
+    let after = ads_get(&app, &format!("/campaign/{id}")).await.1;
+    assert_eq!(after, before, "nothing changed");
+    app.stop().await;
+});
+
+// A consumer that dies after pausing a campaign and before recording the
+// wallet version sees the event again: no second change, and the pause is
+// published again under the same event id.
+conformance!(a_redelivered_event_has_no_second_effect, |env| {
+    let app = env.spawn().await;
+    let u = user();
+    // Funded, so the running consumer leaves the campaign alone.
+    app.wallet_with(&u, "SOUTH_EAST", 5_000).await;
+    let v = wallet_version(&app, &u).await;
+    applied_up_to(&env, &u, v).await;
+    let id = format!("c-{}", user());
+    let (_, created, _) = ads_post(&app, "/campaigns", campaign(&id, &u, 1_000)).await;
+    let backends = env.backends().await;
+    let store = backends.campaigns.clone();
+    let uid = walletctl_core::domain::UserId::parse(&u).unwrap();
+    // The state a crash leaves: paused by wallet version 99, version 99 not recorded.
+    let mut paused: walletctl_core::ads::Campaign =
+        serde_json::from_value(created.clone()).unwrap();
+    paused.status = walletctl_core::ads::Status::Paused;
+    paused.status_reason = Some(walletctl_core::ads::StatusReason::WalletEmpty);
+    paused.status_wallet_version = Some(99);
+    paused.version = 2;
+    assert!(store.replace(&paused, 1).await.unwrap());
+    let balances = std::sync::Arc::new(
+        walletctl_core::ads::wallet_client::HttpBalances::new(
+            &app.wallet,
+            walletctl_core::config::Secret::new(app.token.clone()),
+        )
+        .unwrap(),
+    );
+    let ads =
+        walletctl_core::ads::AdsService::new(store.clone(), balances, backends.events.clone());
+    let out = ads.on_balance(&uid, 10, 99).await.unwrap();
+    let walletctl_core::ads::BalanceOutcome::Applied(touched) = out else {
+        panic!("applied")
+    };
+    assert_eq!(touched.len(), 1, "its event is published again");
+    assert_eq!(touched[0].version, 2, "no second change");
+    assert_eq!(
+        ads.on_balance(&uid, 10, 99).await.unwrap(),
+        walletctl_core::ads::BalanceOutcome::Stale
+    );
+    assert_eq!(
+        ads.on_balance(&uid, 0, 98).await.unwrap(),
+        walletctl_core::ads::BalanceOutcome::Stale
+    );
+    let (_, c) = ads_get(&app, &format!("/campaign/{id}")).await;
+    assert_eq!(c["version"], 2);
+    app.stop().await;
+});

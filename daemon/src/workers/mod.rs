@@ -1,3 +1,4 @@
 //! Background loops that run beside the HTTP services, one file per loop.
 
+pub mod balance_updated;
 pub mod outbox_relay;

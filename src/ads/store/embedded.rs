@@ -146,6 +146,31 @@ impl CampaignStore for EmbeddedCampaigns {
         Ok(n == 1)
     }
 
+    async fn wallet_version(&self, user: &UserId) -> Result<Option<i64>, CampaignStoreError> {
+        sqlx::query_scalar("SELECT version FROM wallet_versions WHERE user_id = $1")
+            .bind(user.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)
+    }
+
+    async fn record_wallet_version(
+        &self,
+        user: &UserId,
+        version: i64,
+    ) -> Result<(), CampaignStoreError> {
+        sqlx::query(
+            "INSERT INTO wallet_versions (user_id, version) VALUES ($1, $2) \
+             ON CONFLICT (user_id) DO UPDATE SET version = excluded.version WHERE excluded.version > wallet_versions.version",
+        )
+        .bind(user.as_str())
+        .bind(version)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
     async fn ping(&self) -> Result<(), CampaignStoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

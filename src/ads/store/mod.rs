@@ -65,6 +65,14 @@ pub trait CampaignStore: Send + Sync {
         campaign: &Campaign,
         expected_version: i64,
     ) -> Result<bool, CampaignStoreError>;
+    /// The newest wallet version whose `balance_updated` event has been applied for `user`.
+    async fn wallet_version(&self, user: &UserId) -> Result<Option<i64>, CampaignStoreError>;
+    /// Records that `version` of `user`'s wallet has been applied; never lowers it.
+    async fn record_wallet_version(
+        &self,
+        user: &UserId,
+        version: i64,
+    ) -> Result<(), CampaignStoreError>;
     /// Checks the store answers.
     async fn ping(&self) -> Result<(), CampaignStoreError>;
     /// `mongodb` or `embedded_campaigns`.

@@ -17,6 +17,8 @@ use crate::domain::{CampaignId, UserId};
 use crate::platform::mongo::MongoHandle;
 
 const COLLECTION: &str = "campaigns";
+/// Per advertiser, the newest wallet version applied (`_id` = user id).
+const WALLET_VERSIONS: &str = "wallet_versions";
 
 /// The MongoDB campaign store.
 #[derive(Clone)]
@@ -180,6 +182,40 @@ impl CampaignStore for MongoCampaigns {
             .await
             .map_err(err)?;
         Ok(res.matched_count == 1)
+    }
+
+    async fn wallet_version(&self, user: &UserId) -> Result<Option<i64>, CampaignStoreError> {
+        let d = self
+            .mongo
+            .db()
+            .collection::<Document>(WALLET_VERSIONS)
+            .find_one(doc! { "_id": user.as_str() })
+            .await
+            .map_err(err)?;
+        Ok(d.and_then(|d| d.get_i64("version").ok()))
+    }
+
+    async fn record_wallet_version(
+        &self,
+        user: &UserId,
+        version: i64,
+    ) -> Result<(), CampaignStoreError> {
+        let res = self
+            .mongo
+            .db()
+            .collection::<Document>(WALLET_VERSIONS)
+            .update_one(
+                doc! { "_id": user.as_str(), "version": { "$lt": version } },
+                doc! { "$set": { "version": version } },
+            )
+            .upsert(true)
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            // A newer version is already recorded: the upsert's insert collides. Nothing to do.
+            Err(e) if is_duplicate(&e) => Ok(()),
+            Err(e) => Err(err(e)),
+        }
     }
 
     async fn ping(&self) -> Result<(), CampaignStoreError> {
