@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::ads::cache::{CampaignCache, MemoryCampaignCache, RedisCampaignCache};
 use crate::ads::store::{CampaignStore, EmbeddedCampaigns, MongoCampaigns};
 use crate::config::Config;
 use crate::events::{EmbeddedLog, EventLog, KafkaLog};
@@ -33,6 +34,8 @@ pub struct Backends {
     pub mongo: Option<MongoHandle>,
     /// The campaign store: MongoDB, or the embedded file.
     pub campaigns: Arc<dyn CampaignStore>,
+    /// The active campaign cache: Redis, or process memory.
+    pub campaign_cache: Arc<dyn CampaignCache>,
 }
 
 /// The outcome of probing one backend.
@@ -105,8 +108,13 @@ impl Backends {
                     .context("opening the embedded campaign store")?
             }),
         };
+        let campaign_cache: Arc<dyn CampaignCache> = match &redis {
+            Some(r) => Arc::new(RedisCampaignCache::new(r.clone())),
+            None => Arc::new(MemoryCampaignCache::default()),
+        };
         Ok(Backends {
             campaigns,
+            campaign_cache,
             config,
             store,
             events,

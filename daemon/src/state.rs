@@ -34,6 +34,8 @@ impl AppState {
                 backends.campaigns.clone(),
                 balances,
                 backends.events.clone(),
+                backends.campaign_cache.clone(),
+                backends.config.ads.balance_ttl_secs,
             ),
             auth: Authenticator::new(backends.store.clone()),
             readiness: ReadinessCache::default(),

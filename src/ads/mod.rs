@@ -2,6 +2,7 @@
 //! the MongoDB and embedded adapters, the service that creates, pauses and
 //! resumes campaigns, and the client it reads wallet balances with.
 
+pub mod cache;
 pub mod events;
 pub mod model;
 pub mod service;
@@ -9,4 +10,4 @@ pub mod store;
 pub mod wallet_client;
 
 pub use model::{Campaign, CampaignInput, NewCampaign, Status, StatusReason};
-pub use service::{AdsError, AdsService, BalanceOutcome, Changes, Created, Update};
+pub use service::{AdsError, AdsService, BalanceOutcome, Changes, Created, SyncReport, Update};

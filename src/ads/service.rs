@@ -8,6 +8,9 @@
 
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::cache::{CacheError, CampaignCache};
 use super::events::CampaignStatusChanged;
 use super::model::{
     Budget, Campaign, Creative, NewCampaign, Pricing, Schedule, Status, StatusReason,
@@ -59,6 +62,9 @@ pub enum AdsError {
     /// The event log refused a pause or resume event.
     #[error("{0}")]
     Events(EventError),
+    /// The cache could not be synced.
+    #[error("{0}")]
+    Cache(CacheError),
     /// The store failed.
     #[error("{0}")]
     Store(CampaignStoreError),
@@ -118,7 +124,29 @@ pub struct AdsService {
     store: Arc<dyn CampaignStore>,
     balances: Arc<dyn Balances>,
     events: Arc<dyn EventLog>,
+    cache: Arc<dyn CampaignCache>,
+    /// Set when a cache write may have been lost (or at start): reads skip
+    /// the cache until a rebuild from the store has run.
+    cache_dirty: Arc<AtomicBool>,
+    balance_ttl_secs: u64,
     stripes: Arc<Vec<tokio::sync::Mutex<()>>>,
+}
+
+/// What a cache sync found (and, unless a dry run, repaired).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SyncReport {
+    /// Campaigns read from the store.
+    pub checked: u64,
+    /// Active campaigns missing from the cache.
+    pub missing: u64,
+    /// Cached campaigns whose cached state is not the store's.
+    pub stale: u64,
+    /// Cached campaigns that are not active in the store.
+    pub orphaned: u64,
+    /// The differences, one line each (at most 1,000).
+    pub differences: Vec<String>,
+    /// Whether the cache was left unchanged (`--dry-run`).
+    pub dry_run: bool,
 }
 
 /// What applying a wallet balance came to.
@@ -137,11 +165,16 @@ impl AdsService {
         store: Arc<dyn CampaignStore>,
         balances: Arc<dyn Balances>,
         events: Arc<dyn EventLog>,
+        cache: Arc<dyn CampaignCache>,
+        balance_ttl_secs: u64,
     ) -> AdsService {
         AdsService {
             store,
             balances,
             events,
+            cache,
+            cache_dirty: Arc::new(AtomicBool::new(true)),
+            balance_ttl_secs,
             stripes: Arc::new((0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect()),
         }
     }
@@ -151,11 +184,34 @@ impl AdsService {
         &self.store
     }
 
+    /// The cache of active campaigns.
+    pub fn cache(&self) -> &Arc<dyn CampaignCache> {
+        &self.cache
+    }
+
+    /// Whether the cache may be wrong and waits for a rebuild.
+    pub fn cache_dirty(&self) -> bool {
+        self.cache_dirty.load(Ordering::Acquire)
+    }
+
+    /// Writes a campaign's new state to the cache after the store has it.
+    /// A failure marks the cache dirty: it is rebuilt, never left wrong.
+    async fn cache_put(&self, c: &Campaign) {
+        if let Err(e) = self.cache.put(c, false).await {
+            self.cache_dirty.store(true, Ordering::Release);
+            metrics::counter!("ads_cache_failures_total").increment(1);
+            tracing::warn!(error = %e, campaign = %c.campaign_id, "campaign cache write failed; reads use the store until it is rebuilt");
+        }
+    }
+
     /// Creates a campaign; creating the same definition again returns it.
     pub async fn create(&self, new: NewCampaign) -> Result<Created, AdsError> {
         let campaign = new.clone().into_campaign();
         match self.store.insert(&campaign).await? {
-            Inserted::New => Ok(Created::New(campaign)),
+            Inserted::New => {
+                self.cache_put(&campaign).await;
+                Ok(Created::New(campaign))
+            }
             Inserted::Exists(existing) if existing.same_definition(&new) => {
                 Ok(Created::Existing(*existing))
             }
@@ -168,9 +224,140 @@ impl AdsService {
         self.store.get(id).await?.ok_or(AdsError::NotFound)
     }
 
-    /// An advertiser's campaigns: the active ones, or all.
+    /// An advertiser's campaigns: the active ones (from the cache when it
+    /// holds the complete list, else from the store, filling the cache), or all
+    /// (from the store).
     pub async fn list(&self, user: &UserId, all: bool) -> Result<Vec<Campaign>, AdsError> {
-        Ok(self.store.list(user, !all).await?)
+        if all {
+            return Ok(self.store.list(user, false).await?);
+        }
+        if !self.cache_dirty() {
+            match self.cache.active_for(user).await {
+                Ok(Some(cached)) => {
+                    metrics::counter!("ads_campaign_reads_total", "source" => "cache").increment(1);
+                    return Ok(cached);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.cache_dirty.store(true, Ordering::Release);
+                    tracing::warn!(error = %e, "campaign cache unreadable; reading the store");
+                }
+            }
+        }
+        metrics::counter!("ads_campaign_reads_total", "source" => "store").increment(1);
+        let every = self.store.list(user, false).await?;
+        if !self.cache_dirty() {
+            // Every campaign, paused ones too: a guarded write removes what is no longer active.
+            for c in &every {
+                self.cache_put(c).await;
+            }
+            if !self.cache_dirty() && self.cache.mark_loaded(user).await.is_err() {
+                self.cache_dirty.store(true, Ordering::Release);
+            }
+        }
+        Ok(every
+            .into_iter()
+            .filter(|c| c.status == Status::Active)
+            .collect())
+    }
+
+    /// Compares the cache with the store and, unless `dry_run`, makes it
+    /// match: every active campaign cached at its store version, nothing
+    /// else cached. `progress` is called with the campaigns checked so far.
+    /// A full rebuild clears the dirty mark.
+    pub async fn sync(
+        &self,
+        dry_run: bool,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<SyncReport, AdsError> {
+        let cache = |e: CacheError| AdsError::Cache(e);
+        let mut report = SyncReport {
+            dry_run,
+            ..SyncReport::default()
+        };
+        let note = |report: &mut SyncReport, line: String| {
+            if report.differences.len() < 1_000 {
+                report.differences.push(line);
+            }
+        };
+        let mut active = std::collections::HashSet::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.page(after.as_deref(), 500).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.campaign_id.clone());
+            for c in &page {
+                report.checked += 1;
+                let cached = self.cache.get(&c.campaign_id).await.map_err(cache)?;
+                if c.status == Status::Active {
+                    active.insert(c.campaign_id.clone());
+                    match &cached {
+                        None => {
+                            report.missing += 1;
+                            note(
+                                &mut report,
+                                format!(
+                                    "{}: active (v{}) but not cached",
+                                    c.campaign_id, c.version
+                                ),
+                            );
+                        }
+                        Some(x) if x != c => {
+                            report.stale += 1;
+                            note(
+                                &mut report,
+                                format!(
+                                    "{}: cached v{}, store v{}",
+                                    c.campaign_id, x.version, c.version
+                                ),
+                            );
+                        }
+                        Some(_) => {}
+                    }
+                } else if let Some(x) = &cached {
+                    report.orphaned += 1;
+                    note(
+                        &mut report,
+                        format!(
+                            "{}: cached as active (v{}) but {} (v{}) in the store",
+                            c.campaign_id,
+                            x.version,
+                            c.status.as_str(),
+                            c.version
+                        ),
+                    );
+                }
+                if !dry_run {
+                    self.cache.put(c, true).await.map_err(cache)?;
+                }
+            }
+            progress(report.checked);
+        }
+        for id in self.cache.pool().await.map_err(cache)? {
+            if active.contains(&id) {
+                continue;
+            }
+            let cached = self.cache.get(&id).await.map_err(cache)?;
+            let known = self
+                .store
+                .get(&CampaignId::parse(&id).map_err(AdsError::Invalid)?)
+                .await?;
+            if known.is_none() {
+                report.orphaned += 1;
+                note(&mut report, format!("{id}: cached but not in the store"));
+            }
+            if !dry_run {
+                let user = cached
+                    .map(|c| c.user_id)
+                    .or(known.map(|c| c.user_id))
+                    .unwrap_or_default();
+                self.cache.evict(&id, &user).await.map_err(cache)?;
+            }
+        }
+        if !dry_run {
+            self.cache_dirty.store(false, Ordering::Release);
+        }
+        Ok(report)
     }
 
     /// Applies a person's change; returns the campaign after it. A pause or
@@ -210,6 +397,7 @@ impl AdsService {
                 return Ok((current, false)); // already as asked
             };
             if self.store.replace(&next, expected).await? {
+                self.cache_put(&next).await;
                 return Ok((next, true));
             }
         }
@@ -334,6 +522,13 @@ impl AdsService {
         self.store
             .record_wallet_version(user, wallet_version)
             .await?;
+        if let Err(e) = self
+            .cache
+            .put_balance(user, balance, wallet_version, self.balance_ttl_secs)
+            .await
+        {
+            tracing::debug!(error = %e, "balance not cached");
+        }
         Ok(BalanceOutcome::Applied(touched))
     }
 

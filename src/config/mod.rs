@@ -55,12 +55,11 @@ pub struct Config {
     /// MongoDB; absent means the embedded campaign store.
     pub mongodb: Option<MongoConfig>,
     /// Advertising management.
-    #[serde(default)]
     pub ads: AdsConfig,
 }
 
 /// Advertising management: how it reaches the wallet service.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdsConfig {
     /// The wallet service's base URL, for strong balance reads before a
@@ -72,6 +71,13 @@ pub struct AdsConfig {
     /// directory (`ads-service.token`); set it when instances do not share one.
     #[serde(default)]
     pub wallet_token: Option<Secret>,
+    /// How long a wallet balance stays in the campaign cache, in seconds (default 300).
+    #[serde(default = "default_balance_ttl")]
+    pub balance_ttl_secs: u64,
+}
+
+fn default_balance_ttl() -> u64 {
+    300
 }
 
 /// Log output.
@@ -262,7 +268,11 @@ impl Default for Config {
             redis: None,
             kafka: None,
             mongodb: None,
-            ads: AdsConfig::default(),
+            ads: AdsConfig {
+                wallet_url: None,
+                wallet_token: None,
+                balance_ttl_secs: default_balance_ttl(),
+            },
         }
     }
 }

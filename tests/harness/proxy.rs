@@ -1,18 +1,24 @@
-//! A TCP proxy a test can cut: in front of a backend, it lets one test take
-//! "its" PostgreSQL replica, Redis or MongoDB down without touching the
-//! shared server other tests use.
+//! A TCP proxy a test can cut and restore: in front of a backend, it lets
+//! one test take "its" PostgreSQL replica, Redis or MongoDB down (and back
+//! up) without touching the shared server other tests use.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
+
+/// Whether the backend is "down", and the token that ends today's connections.
+struct State {
+    down: bool,
+    connections: CancellationToken,
+}
 
 /// A running proxy.
 pub struct Proxy {
     /// Where clients connect.
     pub addr: SocketAddr,
-    cut: CancellationToken,
+    state: Arc<Mutex<State>>,
 }
 
 impl Proxy {
@@ -20,18 +26,23 @@ impl Proxy {
     pub async fn start(upstream: SocketAddr) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy addr");
-        let cut = CancellationToken::new();
-        let stop = Arc::new(cut.clone());
+        let state = Arc::new(Mutex::new(State {
+            down: false,
+            connections: CancellationToken::new(),
+        }));
+        let shared = state.clone();
         tokio::spawn(async move {
             loop {
-                let accepted = tokio::select! {
-                    _ = stop.cancelled() => break,
-                    a = listener.accept() => a,
-                };
-                let Ok((mut client, _)) = accepted else {
+                let Ok((mut client, _)) = listener.accept().await else {
                     continue;
                 };
-                let stop = stop.clone();
+                let stop = {
+                    let s = shared.lock().unwrap();
+                    if s.down {
+                        continue; // dropped at once: the backend is "down"
+                    }
+                    s.connections.clone()
+                };
                 tokio::spawn(async move {
                     let Ok(mut server) = TcpStream::connect(upstream).await else {
                         return;
@@ -42,14 +53,22 @@ impl Proxy {
                     }
                 });
             }
-            // Dropping the listener refuses new connections from here on.
         });
-        Proxy { addr, cut }
+        Proxy { addr, state }
     }
 
-    /// Cuts every connection and refuses new ones: the backend is "down".
+    /// Cuts every connection and drops new ones: the backend is "down".
     pub fn cut(&self) {
-        self.cut.cancel();
+        let mut s = self.state.lock().unwrap();
+        s.down = true;
+        s.connections.cancel();
+    }
+
+    /// Lets connections through again: the backend is back.
+    pub fn restore(&self) {
+        let mut s = self.state.lock().unwrap();
+        s.down = false;
+        s.connections = CancellationToken::new();
     }
 
     /// Rewrites `url`'s `host:port` to point at this proxy.

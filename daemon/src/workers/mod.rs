@@ -1,4 +1,5 @@
 //! Background loops that run beside the HTTP services, one file per loop.
 
 pub mod balance_updated;
+pub mod campaign_cache;
 pub mod outbox_relay;

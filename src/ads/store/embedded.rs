@@ -146,6 +146,22 @@ impl CampaignStore for EmbeddedCampaigns {
         Ok(n == 1)
     }
 
+    async fn page(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Campaign>, CampaignStoreError> {
+        let docs: Vec<String> = sqlx::query_scalar(
+            "SELECT doc FROM campaigns WHERE campaign_id > $1 ORDER BY campaign_id LIMIT $2",
+        )
+        .bind(after.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        docs.iter().map(|d| decode(d)).collect()
+    }
+
     async fn wallet_version(&self, user: &UserId) -> Result<Option<i64>, CampaignStoreError> {
         sqlx::query_scalar("SELECT version FROM wallet_versions WHERE user_id = $1")
             .bind(user.as_str())

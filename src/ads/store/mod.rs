@@ -65,6 +65,13 @@ pub trait CampaignStore: Send + Sync {
         campaign: &Campaign,
         expected_version: i64,
     ) -> Result<bool, CampaignStoreError>;
+    /// Every campaign with an id after `after`, by id, at most `limit`: for
+    /// walking the whole store (cache rebuilds).
+    async fn page(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Campaign>, CampaignStoreError>;
     /// The newest wallet version whose `balance_updated` event has been applied for `user`.
     async fn wallet_version(&self, user: &UserId) -> Result<Option<i64>, CampaignStoreError>;
     /// Records that `version` of `user`'s wallet has been applied; never lowers it.

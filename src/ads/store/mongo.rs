@@ -184,6 +184,28 @@ impl CampaignStore for MongoCampaigns {
         Ok(res.matched_count == 1)
     }
 
+    async fn page(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Campaign>, CampaignStoreError> {
+        let filter = match after {
+            Some(id) => doc! { "_id": { "$gt": id } },
+            None => doc! {},
+        };
+        let docs: Vec<Document> = self
+            .coll()
+            .find(filter)
+            .sort(doc! { "_id": 1 })
+            .limit(limit)
+            .await
+            .map_err(err)?
+            .try_collect()
+            .await
+            .map_err(err)?;
+        docs.into_iter().map(from_doc).collect()
+    }
+
     async fn wallet_version(&self, user: &UserId) -> Result<Option<i64>, CampaignStoreError> {
         let d = self
             .mongo
