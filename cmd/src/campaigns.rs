@@ -7,6 +7,11 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use tabled::Tabled;
 
+use walletctl_core::Backends;
+use walletctl_core::ads::AdsService;
+use walletctl_core::ads::wallet_client::{BalanceError, Balances};
+use walletctl_core::domain::UserId;
+
 use crate::GlobalOpts;
 use crate::client::Client;
 use crate::output::{OutputOpts, print};
@@ -70,6 +75,19 @@ pub enum Cmd {
         campaign: String,
         #[command(flatten)]
         conn: AdsConn,
+        #[command(flatten)]
+        out: OutputOpts,
+    },
+    /// Rebuild the active-campaign cache (Redis, or memory) from the campaign store.
+    ///
+    /// Reports every difference found: active campaigns missing from the
+    /// cache, cached states that are not the store's, and cached campaigns
+    /// that are not active. Reads the store directly (not through a running
+    /// service). With --dry-run it only reports.
+    Sync {
+        /// Only report the differences; change nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         out: OutputOpts,
     },
@@ -166,6 +184,7 @@ pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
             let v = client(g, &conn)?.post("/campaigns", &body, None).await?;
             print(out.format, &v, [row(&v)])
         }
+        Cmd::Sync { dry_run, out } => sync(g, dry_run, out).await,
         Cmd::Pause {
             campaign,
             conn,
@@ -194,4 +213,74 @@ async fn action(
         )
         .await?;
     print(out.format, &v, [row(&v)])
+}
+
+/// Balances are not needed to compare the cache with the store.
+struct NoBalances;
+
+#[async_trait::async_trait]
+impl Balances for NoBalances {
+    async fn balance(&self, _: &UserId) -> Result<Option<i64>, BalanceError> {
+        Err(BalanceError("not used by sync".into()))
+    }
+}
+
+#[derive(Tabled)]
+struct SyncRow {
+    checked: u64,
+    missing: u64,
+    stale: u64,
+    orphaned: u64,
+    result: String,
+}
+
+async fn sync(g: &GlobalOpts, dry_run: bool, out: OutputOpts) -> anyhow::Result<()> {
+    let config = g.load_config()?;
+    let ttl = config.ads.balance_ttl_secs;
+    let backends = Backends::open(config).await?;
+    if backends.campaign_cache.kind() == "memory" {
+        println!(
+            "the embedded campaign cache lives in the memory of `walletctl serve` and is rebuilt from the store at every start: nothing to sync"
+        );
+        return Ok(());
+    }
+    let ads = AdsService::new(
+        backends.campaigns.clone(),
+        std::sync::Arc::new(NoBalances),
+        backends.events.clone(),
+        backends.campaign_cache.clone(),
+        ttl,
+    );
+    // Drawn only on a terminal; hidden when the output is piped.
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {pos} campaigns checked ({per_sec})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    let report = ads.sync(dry_run, &|n| bar.set_position(n)).await?;
+    bar.finish_and_clear();
+    let differences = report.missing + report.stale + report.orphaned;
+    let result = match (dry_run, differences) {
+        (_, 0) => "the cache matches the store".to_owned(),
+        (true, n) => format!("{n} difference(s) found; nothing changed (dry run)"),
+        (false, n) => format!("{n} difference(s) repaired"),
+    };
+    print(
+        out.format,
+        &report,
+        [SyncRow {
+            checked: report.checked,
+            missing: report.missing,
+            stale: report.stale,
+            orphaned: report.orphaned,
+            result,
+        }],
+    )?;
+    if out.format == crate::output::Format::Table {
+        for line in &report.differences {
+            println!("  {line}");
+        }
+    }
+    Ok(())
 }

@@ -502,3 +502,126 @@ async fn campaign_commands_create_list_pause_and_refuse_an_unfunded_resume() {
     assert_eq!(shown["status"], "paused");
     app.stop().await;
 }
+
+/// `campaigns sync` finds a cache planted with errors, changes nothing with
+/// --dry-run, repairs it without, and then finds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn campaigns_sync_reports_and_repairs_the_redis_cache() {
+    let env = TestEnv::new(Mode::Distributed).await;
+    let app = env.spawn().await;
+    let body = serde_json::json!({
+        "campaign_id": "sync-1", "user_id": "erin", "name": "S",
+        "pricing": {"model": "cpc", "price": 5}, "budget": {"lifetime": 100, "daily": null},
+        "creative": {"title": "T", "asset_url": "https://cdn.example/t.png", "landing_url": "https://t.example/"}
+    });
+    let (s, _) = app
+        .send(
+            app.http
+                .post(format!("{}/campaigns", app.ads))
+                .bearer_auth(&app.token)
+                .json(&body),
+        )
+        .await;
+    assert_eq!(s, 201);
+    // Plant errors: the active campaign's hash gone, an orphan in the pool.
+    let rc = env.config.redis.as_ref().unwrap();
+    let mut r = redis::Client::open(rc.url.expose())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let key = |k: &str| format!("{}{k}", rc.key_prefix);
+    // Let the start-up rebuild finish first, so it does not repair before we look.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !redis::cmd("SISMEMBER")
+        .arg(key("campaigns:active"))
+        .arg("sync-1")
+        .query_async::<bool>(&mut r)
+        .await
+        .unwrap()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "never cached");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    app.stop().await;
+    redis::cmd("DEL")
+        .arg(key("campaign:sync-1"))
+        .query_async::<()>(&mut r)
+        .await
+        .unwrap();
+    redis::cmd("SADD")
+        .arg(key("campaigns:active"))
+        .arg("ghost")
+        .query_async::<()>(&mut r)
+        .await
+        .unwrap();
+
+    let pg = env.config.postgres.as_ref().unwrap();
+    let vars = [
+        (
+            "WALLETCTL_CONFIG",
+            harness::stack_config_path().display().to_string(),
+        ),
+        ("WALLETCTL_POSTGRES__URL", pg.url.expose().to_owned()),
+        (
+            "WALLETCTL_POSTGRES__DIRECT_URL",
+            pg.direct_url.as_ref().unwrap().expose().to_owned(),
+        ),
+        ("WALLETCTL_REDIS__KEY_PREFIX", rc.key_prefix.clone()),
+        (
+            "WALLETCTL_KAFKA__TOPIC_PREFIX",
+            env.config.kafka.as_ref().unwrap().topic_prefix.clone(),
+        ),
+        (
+            "WALLETCTL_MONGODB__DATABASE",
+            env.config.mongodb.as_ref().unwrap().database.clone(),
+        ),
+    ];
+    let sync = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_walletctl"))
+            .arg("--data-dir")
+            .arg(&env.config.data_dir)
+            .args(args)
+            .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let dry = sync(&["campaigns", "sync", "--dry-run", "-o", "json"]);
+    assert_eq!(
+        (dry["missing"].as_u64(), dry["orphaned"].as_u64()),
+        (Some(1), Some(1)),
+        "{dry}"
+    );
+    let planted: bool = redis::cmd("SISMEMBER")
+        .arg(key("campaigns:active"))
+        .arg("ghost")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert!(planted, "a dry run changes nothing");
+    let fixed = sync(&["campaigns", "sync", "-o", "json"]);
+    assert_eq!(fixed["missing"], 1);
+    let again = sync(&["campaigns", "sync", "--dry-run", "-o", "json"]);
+    assert_eq!(
+        (
+            again["missing"].as_u64(),
+            again["stale"].as_u64(),
+            again["orphaned"].as_u64()
+        ),
+        (Some(0), Some(0), Some(0)),
+        "{again}"
+    );
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(key("campaign:sync-1"))
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert!(exists, "the missing campaign is cached again");
+}
