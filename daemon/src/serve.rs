@@ -205,6 +205,11 @@ pub async fn serve(
             crate::workers::campaign_cache::run(st, s).await;
             Ok(())
         });
+        let (st, s) = (state.clone(), stop.clone());
+        tasks.spawn(async move {
+            crate::workers::campaign_created::run(st, s).await;
+            Ok(())
+        });
     }
     if wallet_on {
         let (b, s) = (backends.clone(), stop.clone());

@@ -22,12 +22,18 @@ pub mod topic {
     pub const CAMPAIGN_PAUSED: &str = "campaign_paused";
     /// Campaigns resumed.
     pub const CAMPAIGN_RESUMED: &str = "campaign_resumed";
+    /// New campaigns from other services, keyed by campaign id.
+    pub const CAMPAIGN_CREATED: &str = "campaign_created";
+    /// `campaign_created` events that could not be ingested, with the reason.
+    pub const CAMPAIGN_CREATED_DEAD: &str = "campaign_created.dead";
     /// Every topic, created at start-up.
-    pub const ALL: [&str; 4] = [
+    pub const ALL: [&str; 6] = [
         BALANCE_UPDATED,
         AD_EVENTS,
         CAMPAIGN_PAUSED,
         CAMPAIGN_RESUMED,
+        CAMPAIGN_CREATED,
+        CAMPAIGN_CREATED_DEAD,
     ];
 }
 

@@ -694,3 +694,72 @@ async fn with_redis_down_reads_fall_back_and_the_cache_is_rebuilt() {
     }
     app.stop().await;
 }
+
+conformance!(
+    campaigns_are_ingested_from_the_log_once_and_bad_events_are_dead_lettered,
+    |env| {
+        let app = env.spawn().await;
+        let u = user();
+        let (first, later) = (format!("in-{}", user()), format!("in-{}", user()));
+        let good = campaign(&first, &u, 700).to_string();
+        let mut conflicting = campaign(&first, &u, 701);
+        conflicting["name"] = json!("Another definition");
+        let mut invalid = campaign(&format!("in-{}", user()), &u, 1);
+        invalid["pricing"] = json!({"model": "cpc", "price": 0});
+        let events = [
+            good.clone(),
+            good.clone(), // a duplicate: still one campaign
+            "{not json".to_owned(),
+            invalid.to_string(),
+            conflicting.to_string(),
+            campaign(&later, &u, 5).to_string(), // after the bad ones: ingest did not stall
+        ];
+        let backends = env.backends().await;
+        for payload in &events {
+            backends
+                .events
+                .publish(&[walletctl_core::events::Record {
+                    topic: walletctl_core::events::topic::CAMPAIGN_CREATED,
+                    key: &u,
+                    payload,
+                }])
+                .await
+                .unwrap();
+        }
+        campaign_until(&app, &later, "ingested", |c| c["status"] == "active").await;
+        let (_, one) = ads_get(&app, &format!("/campaign/{first}")).await;
+        assert_eq!(
+            (one["version"].as_i64(), one["pricing"]["price"].as_i64()),
+            (Some(1), Some(700)),
+            "ingested once, first definition kept"
+        );
+        let (_, all) = ads_get(&app, &format!("/campaigns/{u}?status=all")).await;
+        assert_eq!(ids(&all).len(), 2, "{all}");
+
+        let mut dead = backends
+            .events
+            .subscribe(
+                &format!("{}-dead", env.id),
+                walletctl_core::events::topic::CAMPAIGN_CREATED_DEAD,
+            )
+            .await
+            .unwrap();
+        let mut reasons = Vec::new();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        while reasons.len() < 3 {
+            let m = tokio::time::timeout_at(deadline, dead.next())
+                .await
+                .expect("three dead letters")
+                .unwrap();
+            let d: Value = serde_json::from_str(&m.payload).unwrap();
+            assert!(
+                d["payload"].is_string() && d["offset"].is_i64(),
+                "a dead letter carries the original: {d}"
+            );
+            reasons.push(d["reason"].as_str().unwrap().to_owned());
+        }
+        reasons.sort();
+        assert_eq!(reasons, ["campaign_exists", "invalid", "malformed"]);
+        app.stop().await;
+    }
+);

@@ -2,4 +2,5 @@
 
 pub mod balance_updated;
 pub mod campaign_cache;
+pub mod campaign_created;
 pub mod outbox_relay;
