@@ -763,3 +763,55 @@ conformance!(
         app.stop().await;
     }
 );
+
+/// Two instances in one consumer group share the wallet events: each
+/// event has its effect once (one pause and one resume per campaign, no more).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_apply_each_wallet_event_once() {
+    let env = harness::TestEnv::new(harness::Mode::Distributed).await;
+    let a = env.spawn().await;
+    let b = App::start(env.config.clone()).await;
+    let users: Vec<String> = (0..6).map(|_| user()).collect();
+    for u in &users {
+        a.wallet_with(u, "SOUTH_EAST", 1_000).await;
+        let v = wallet_version(&a, u).await;
+        applied_up_to(&env, u, v).await;
+        ads_post(&a, "/campaigns", campaign(&format!("two-{u}"), u, 1_000)).await;
+    }
+    for (i, u) in users.iter().enumerate() {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let (s, _) = app
+            .post(&format!("/wallet/{u}/deduct"), amount(1_000), Some(&key()))
+            .await;
+        assert_eq!(s, 200);
+    }
+    for u in &users {
+        let c = campaign_until(&a, &format!("two-{u}"), "paused", |c| {
+            c["status"] == "paused"
+        })
+        .await;
+        assert_eq!(c["version"], 2, "paused once: {c}");
+    }
+    for u in &users {
+        let (s, _) = b
+            .post(&format!("/wallet/{u}/credit"), amount(5_000), Some(&key()))
+            .await;
+        assert_eq!(s, 200);
+    }
+    for u in &users {
+        let c = campaign_until(&b, &format!("two-{u}"), "resumed", |c| {
+            c["status"] == "active"
+        })
+        .await;
+        let v = wallet_version(&a, u).await;
+        applied_up_to(&env, u, v).await;
+        let (_, c2) = ads_get(&a, &format!("/campaign/two-{u}")).await;
+        assert_eq!(
+            (c["version"].as_i64(), c2["version"].as_i64()),
+            (Some(3), Some(3)),
+            "resumed once"
+        );
+    }
+    a.stop().await;
+    b.stop().await;
+}
