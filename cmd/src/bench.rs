@@ -65,6 +65,33 @@ pub enum Cmd {
         #[command(flatten)]
         out: OutputOpts,
     },
+    /// Pause latency: from the deduction that empties an advertiser's wallet until its
+    /// campaign is gone from GET /campaigns/{userId} and from the cache's active pool.
+    ///
+    /// Each run funds a fresh advertiser with one click, creates a campaign, waits until it
+    /// is served, drains the wallet and times the pause. Needs the wallet and ads services
+    /// running, and this process configured like them (it reads the cache).
+    Pause {
+        /// How many advertisers to measure.
+        #[arg(long, default_value_t = 100)]
+        runs: u64,
+        #[command(flatten)]
+        conn: ConnOpts,
+        /// Ads management service URL. Default: http:// plus [listen] ads.
+        #[arg(long, env = "WALLETCTL_ADS_URL")]
+        ads_url: Option<String>,
+        #[command(flatten)]
+        out: OutputOpts,
+    },
+    /// Ingest rate: publish EVENTS new campaigns to campaign_created and time until the
+    /// running ads service has stored them all.
+    Ingest {
+        /// How many campaigns to publish.
+        #[arg(long, default_value_t = 2_000)]
+        events: u64,
+        #[command(flatten)]
+        out: OutputOpts,
+    },
 }
 
 /// What a run measured.
@@ -161,6 +188,13 @@ fn report(kind: &str, counts: &Counts, hist: &Histogram<u64>, elapsed: Duration)
 /// Runs a bench command.
 pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
     match cmd {
+        Cmd::Pause {
+            runs,
+            conn,
+            ads_url,
+            out,
+        } => crate::bench_ads::pause(g, runs, conn, ads_url, out).await,
+        Cmd::Ingest { events, out } => crate::bench_ads::ingest(g, events, out).await,
         Cmd::Deduct {
             users,
             prefix,

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod bench_ads;
 pub mod campaigns;
 pub mod client;
 pub mod config_cmd;
