@@ -363,13 +363,16 @@ impl AdsService {
     /// Applies a person's change; returns the campaign after it. A pause or
     /// resume is published (`campaign_paused` / `campaign_resumed`).
     pub async fn update(&self, id: &CampaignId, update: Update) -> Result<Campaign, AdsError> {
-        let (campaign, changed) = self
+        let (campaign, _changed) = self
             .modify(id, |c| {
                 let (this, update) = (self.clone(), update.clone());
                 async move { this.next(&c, &update).await }
             })
             .await?;
-        if changed && matches!(update, Update::Pause | Update::Resume) {
+        // A pause or resume publishes the campaign's state even when this call
+        // changed nothing: a retry after a failed publish (or a repeated
+        // request) sends the same event again, under the same event id.
+        if matches!(update, Update::Pause | Update::Resume) {
             self.publish(&campaign).await.map_err(AdsError::Events)?;
         }
         Ok(campaign)

@@ -234,6 +234,15 @@ impl From<AdsError> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the campaign store is unavailable; retry")
                     .with_retry_after(1)
             }
+            AdsError::Events(cause) => {
+                tracing::warn!(error = %cause, "campaign event not published");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "event_log_unavailable",
+                    "the change is saved but its event could not be published; retry the same request to publish it",
+                )
+                .with_retry_after(1)
+            }
             AdsError::Contended => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "contended",
