@@ -476,6 +476,16 @@ async fn campaign_commands_create_list_pause_and_refuse_an_unfunded_resume() {
         .to_string(),
     )
     .unwrap();
+    cli.json(&[
+        "wallet",
+        "create",
+        "dora",
+        "--region",
+        "SOUTH_EAST",
+        "-o",
+        "json",
+    ]);
+    cli.json(&["wallet", "credit", "dora", "100", "-o", "json"]);
     let created = cli.json(&["campaigns", "create", file.to_str().unwrap(), "-o", "json"]);
     assert_eq!(
         (created["status"].as_str(), created["version"].as_i64()),
@@ -494,7 +504,8 @@ async fn campaign_commands_create_list_pause_and_refuse_an_unfunded_resume() {
         (paused["status"].as_str(), paused["status_reason"].as_str()),
         (Some("paused"), Some("manual"))
     );
-    // dora has no wallet: the resume is refused, with exit code 2 and the reason.
+    // dora's wallet is drained below one charge: the resume is refused, with exit code 2 and the reason.
+    cli.json(&["wallet", "deduct", "dora", "100", "-o", "json"]);
     let out = cli.run(&["campaigns", "resume", "cli-1"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("wallet_cannot_pay"));
@@ -514,6 +525,7 @@ async fn campaigns_sync_reports_and_repairs_the_redis_cache() {
         "pricing": {"model": "cpc", "price": 5}, "budget": {"lifetime": 100, "daily": null},
         "creative": {"title": "T", "asset_url": "https://cdn.example/t.png", "landing_url": "https://t.example/"}
     });
+    app.wallet_with("erin", "SOUTH_EAST", 100).await;
     let (s, _) = app
         .send(
             app.http

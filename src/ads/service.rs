@@ -205,9 +205,54 @@ impl AdsService {
     }
 
     /// Creates a campaign; creating the same definition again returns it.
+    ///
+    /// A campaign is served only once its advertiser's funds are confirmed:
+    /// a strong read through the wallet service decides whether it starts
+    /// active, or paused with `wallet_empty` (it then resumes by itself when
+    /// the wallet can pay). If the wallet service cannot answer, nothing is
+    /// created.
     pub async fn create(&self, new: NewCampaign) -> Result<Created, AdsError> {
-        let campaign = new.clone().into_campaign();
+        let mut campaign = new.clone().into_campaign();
+        if let Some(existing) = self.store.get(new.id()).await? {
+            return if existing.same_definition(&new) {
+                Ok(Created::Existing(existing))
+            } else {
+                Err(AdsError::Exists(Box::new(existing)))
+            };
+        }
+        let balance = self
+            .balances
+            .balance(new.user())
+            .await
+            .map_err(AdsError::Wallet)?;
+        if balance.is_none_or(|b| b < campaign.min_charge()) {
+            campaign.status = Status::Paused;
+            campaign.status_reason = Some(StatusReason::WalletEmpty);
+        }
         match self.store.insert(&campaign).await? {
+            Inserted::New if campaign.status == Status::Paused => {
+                // A top-up whose event was consumed between the read above and
+                // the insert would never resume it: read once more. Any later
+                // top-up's event finds the stored campaign.
+                let again = self.balances.balance(new.user()).await.ok().flatten();
+                if again.is_some_and(|b| b >= campaign.min_charge()) {
+                    let (resumed, _) = self
+                        .modify(new.id(), |c| async move {
+                            Ok((c.status == Status::Paused
+                                && c.status_reason == Some(StatusReason::WalletEmpty))
+                            .then(|| Campaign {
+                                status: Status::Active,
+                                status_reason: None,
+                                version: c.version + 1,
+                                ..c
+                            }))
+                        })
+                        .await?;
+                    return Ok(Created::New(resumed));
+                }
+                self.cache_put(&campaign).await;
+                Ok(Created::New(campaign))
+            }
             Inserted::New => {
                 self.cache_put(&campaign).await;
                 Ok(Created::New(campaign))

@@ -57,6 +57,7 @@ fn ids(list: &Value) -> Vec<String> {
 conformance!(campaigns_are_created_once_and_kept_exactly, |env| {
     let app = env.spawn().await;
     let (u, id) = (user(), format!("c-{}", user()));
+    app.wallet_with(&u, "SOUTH_EAST", 5_000).await;
     let body = campaign(&id, &u, 1000);
     let (s, created, _) = ads_post(&app, "/campaigns", body.clone()).await;
     assert_eq!(s, 201, "{created}");
@@ -700,6 +701,7 @@ conformance!(
     |env| {
         let app = env.spawn().await;
         let u = user();
+        app.wallet_with(&u, "SOUTH_EAST", 5_000).await;
         let (first, later) = (format!("in-{}", user()), format!("in-{}", user()));
         let good = campaign(&first, &u, 700).to_string();
         let mut conflicting = campaign(&first, &u, 701);
@@ -815,3 +817,33 @@ async fn two_instances_apply_each_wallet_event_once() {
     a.stop().await;
     b.stop().await;
 }
+
+conformance!(
+    a_campaign_for_an_empty_wallet_starts_paused_and_resumes_when_funded,
+    |env| {
+        let app = env.spawn().await;
+        let (u, id) = (user(), format!("c-{}", user()));
+        // No wallet at all, then an empty one: not served, whatever its status says.
+        let (s, created, _) = ads_post(&app, "/campaigns", campaign(&id, &u, 1_000)).await;
+        assert_eq!(s, 201);
+        assert_eq!(
+            (
+                created["status"].as_str(),
+                created["status_reason"].as_str()
+            ),
+            (Some("paused"), Some("wallet_empty")),
+            "{created}"
+        );
+        let (_, active) = ads_get(&app, &format!("/campaigns/{u}")).await;
+        assert!(
+            ids(&active).is_empty(),
+            "not served before funds are confirmed"
+        );
+        app.wallet_with(&u, "SOUTH_EAST", 1_000).await;
+        let c = campaign_until(&app, &id, "resumed", |c| c["status"] == "active").await;
+        assert_eq!(c["status_reason"], Value::Null);
+        let (_, active) = ads_get(&app, &format!("/campaigns/{u}")).await;
+        assert_eq!(ids(&active), vec![id]);
+        app.stop().await;
+    }
+);

@@ -314,10 +314,17 @@ async fn the_database_refuses_to_change_the_ledger() {
         "UPDATE wallets SET region = 'ELSEWHERE'",
         "UPDATE api_tokens SET revoked_at_ms = NULL",
     ] {
-        let e = sqlx::query(sql).execute(&mut as_app).await.expect_err(sql);
+        // Through PgBouncer (transaction mode): unprepared, or another
+        // client's prepared statement can answer instead.
+        let e = sqlx::query(sql)
+            .persistent(false)
+            .execute(&mut as_app)
+            .await
+            .expect_err(sql);
         assert!(e.to_string().contains("permission denied"), "{sql}: {e}");
     }
     let timeout: String = sqlx::query_scalar("SHOW statement_timeout")
+        .persistent(false)
         .fetch_one(&mut as_app)
         .await
         .unwrap();
