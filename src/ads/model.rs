@@ -80,11 +80,26 @@ pub struct Budget {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Creative {
-    /// 1–200 characters, no control characters.
+    /// 1–200 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub title: String,
     /// The image or video, an `http(s)://` URL of at most 2,048 characters.
+    #[schema(
+        min_length = 8,
+        max_length = 2048,
+        pattern = r"^https?://[^\s/\u0000-\u001F\u007F-\u009F][^\s\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub asset_url: String,
     /// Where a click goes, an `http(s)://` URL of at most 2,048 characters.
+    #[schema(
+        min_length = 8,
+        max_length = 2048,
+        pattern = r"^https?://[^\s/\u0000-\u001F\u007F-\u009F][^\s\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub landing_url: String,
 }
 
@@ -145,13 +160,21 @@ pub struct CampaignInput {
     /// The advertiser: 1–64 characters of `A-Z a-z 0-9 _ - .`.
     #[schema(pattern = r"^[A-Za-z0-9_.\-]{1,64}$")]
     pub user_id: String,
-    /// 1–200 characters, no control characters.
+    /// 1–200 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: String,
     /// How it is charged.
+    #[serde(deserialize_with = "crate::domain::strict::object")]
     pub pricing: Pricing,
-    /// How much it may spend.
+    /// How much it may spend; `daily`, if set, at most `lifetime`.
+    #[serde(deserialize_with = "crate::domain::strict::object")]
     pub budget: Budget,
     /// What is shown.
+    #[serde(deserialize_with = "crate::domain::strict::object")]
     pub creative: Creative,
     /// Free-form JSON object, kept exactly as given.
     #[serde(default = "empty_object")]
@@ -162,7 +185,7 @@ pub struct CampaignInput {
     #[schema(value_type = Object)]
     pub metadata: Value,
     /// When it may run.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::strict::optional_object")]
     pub schedule: Option<Schedule>,
 }
 

@@ -3,6 +3,7 @@
 
 mod amount;
 mod ids;
+pub mod strict;
 
 pub use amount::{Amount, Balance, MAX_AMOUNT, MAX_BALANCE, SignedAmount};
 pub use ids::{CampaignId, IdempotencyKey, Region, UserId};

@@ -306,7 +306,15 @@ async fn the_database_refuses_to_change_the_ledger() {
     let u = user();
     app.wallet_with(&u, "SOUTH_EAST", 50).await;
     let pg = env.config.postgres.as_ref().unwrap();
-    let mut as_app = sqlx::PgConnection::connect(pg.url.expose()).await.unwrap();
+    // The app role, straight to the primary: this is about the role's
+    // rights, not about PgBouncer.
+    let direct = pg.direct_url.as_ref().unwrap().expose();
+    let as_app_url = direct.replace("walletctl_owner", pg.app_role.as_deref().unwrap());
+    assert_ne!(
+        as_app_url, direct,
+        "the stack's direct_url names the owner role"
+    );
+    let mut as_app = sqlx::PgConnection::connect(&as_app_url).await.unwrap();
     for sql in [
         "UPDATE ledger_entries SET amount = 1000000",
         "DELETE FROM ledger_entries",
@@ -534,3 +542,41 @@ async fn key_claims_never_deadlock_across_users() {
         }
     }
 }
+
+conformance!(arrays_are_not_objects, |env| {
+    let app = env.spawn().await;
+    let u = user();
+    app.wallet_with(&u, "SOUTH_EAST", 100).await;
+    // serde would read a struct from an array by position; the API does not.
+    let (s, b) = app
+        .send(
+            app.http
+                .post(format!("{}/wallet/{u}/deduct", app.wallet))
+                .bearer_auth(&app.token)
+                .header("Idempotency-Key", key())
+                .json(&json!([5, null, null])),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (422, Some("invalid_request")),
+        "{b}"
+    );
+    assert_eq!(app.balance(&u).await, 100);
+    let body = json!({
+        "campaign_id": "arr-1", "user_id": u, "name": "n",
+        "pricing": ["cpc", 1], "budget": {"lifetime": 10, "daily": null},
+        "creative": {"title": "t", "asset_url": "https://a.example/x", "landing_url": "https://a.example/"},
+        "schedule": [null, null]
+    });
+    let (s, _) = app
+        .send(
+            app.http
+                .post(format!("{}/campaigns", app.ads))
+                .bearer_auth(&app.token)
+                .json(&body),
+        )
+        .await;
+    assert_eq!(s, 422);
+    app.stop().await;
+});

@@ -2,10 +2,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use walletctl_core::ads::model::{Budget, Creative, Pricing, Schedule};
 use walletctl_core::ads::{Campaign, CampaignInput, Changes, Created, NewCampaign, Update};
-use walletctl_core::domain::CampaignId;
+use walletctl_core::domain::{CampaignId, strict};
 use walletctl_core::platform::auth::Scope;
 
 use crate::http::auth::Caller;
@@ -69,15 +69,18 @@ pub(super) struct UpdateBody {
     /// `pause` or `resume`; alone.
     action: Option<Action>,
     name: Option<String>,
+    #[serde(default, deserialize_with = "strict::optional_object")]
     pricing: Option<Pricing>,
+    #[serde(default, deserialize_with = "strict::optional_object")]
     budget: Option<Budget>,
+    #[serde(default, deserialize_with = "strict::optional_object")]
     creative: Option<Creative>,
     #[schema(value_type = Option<Object>)]
     targeting: Option<serde_json::Value>,
     #[schema(value_type = Option<Object>)]
     metadata: Option<serde_json::Value>,
     /// A new schedule, or `null` to remove it.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "strict::present_optional_object")]
     #[schema(value_type = Option<Schedule>)]
     schedule: Option<Option<Schedule>>,
 }
@@ -90,11 +93,6 @@ pub(super) enum Action {
     Pause,
     /// Serve it again, if its advertiser's wallet can pay.
     Resume,
-}
-
-/// Tells a field that is present (even as `null`) from an absent one.
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Schedule>>, D::Error> {
-    Option::<Schedule>::deserialize(d).map(Some)
 }
 
 fn invalid(message: &str) -> ApiError {

@@ -6,10 +6,32 @@ use walletctl_core::domain::{IdempotencyKey, UserId};
 
 use crate::http::error::ApiError;
 
-/// `axum::Json`, rejecting with [`ApiError`].
-#[derive(Debug, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON body, rejecting with [`ApiError`]. The body must be a JSON
+/// object: serde's derived structs would also take an array (fields by
+/// position), which no documented request is.
+#[derive(Debug)]
 pub struct ApiJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state).await?;
+        let invalid = |message: String| {
+            ApiError::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                message,
+            )
+        };
+        if !value.is_object() {
+            return Err(invalid("the body must be a JSON object".into()));
+        }
+        serde_json::from_value(value)
+            .map(ApiJson)
+            .map_err(|e| invalid(e.to_string()))
+    }
+}
 
 /// `axum::extract::Query`, rejecting with [`ApiError`].
 #[derive(Debug, axum::extract::FromRequestParts)]
