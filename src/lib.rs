@@ -11,7 +11,9 @@
 
 pub mod ads;
 pub mod app;
+pub mod billing;
 pub mod config;
+pub mod display;
 pub mod domain;
 pub mod events;
 pub mod lock;

@@ -11,6 +11,7 @@
 //! * [`serve`](mod@serve): listeners, routers, graceful shutdown.
 
 pub mod ads;
+pub mod display;
 pub mod http;
 pub mod serve;
 pub mod service;

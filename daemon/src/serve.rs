@@ -19,7 +19,10 @@ use tower_http::trace::TraceLayer;
 use walletctl_core::Backends;
 
 use walletctl_core::ads::wallet_client::HttpBalances;
-use walletctl_core::config::Secret;
+use walletctl_core::config::{Secret, SigningKey};
+use walletctl_core::display::Signer;
+use walletctl_core::display::frequency::FrequencyCap;
+use walletctl_core::display::management::ManagementClient;
 use walletctl_core::platform::auth::{Scope, Scopes};
 
 use crate::http::error::{ApiError, not_found};
@@ -43,7 +46,7 @@ pub fn router(state: AppState, service: Service) -> Router {
     let api = match service {
         Service::Wallet => crate::wallet::routes(),
         Service::Ads => crate::ads::routes(),
-        Service::Display => Router::new(),
+        Service::Display => crate::display::routes(),
     };
     api.merge(crate::http::health::routes(service))
         .fallback(not_found)
@@ -70,6 +73,10 @@ pub fn router(state: AppState, service: Service) -> Router {
 pub struct Prepared {
     /// The token the ads service reads balances with.
     pub ads_token: Secret,
+    /// The token the display service reads campaigns with.
+    pub display_token: Secret,
+    /// The display service's signing keys (the first signs).
+    pub signing_keys: Vec<SigningKey>,
 }
 
 /// Migrates both stores, seeds the region map, and creates the operator
@@ -108,32 +115,93 @@ pub async fn prepare(backends: &Backends) -> anyhow::Result<Prepared> {
             .with_context(|| format!("writing {}", path.display()))?;
         tracing::info!(path = %path.display(), "first run: created the operator token (all scopes); walletctl reads it from there");
     }
-    let ads_token = match &backends.config.ads.wallet_token {
+    let config = &backends.config;
+    let ads_token = match &config.ads.wallet_token {
         Some(t) => t.clone(),
-        None => ads_service_token(backends).await?,
+        None => {
+            service_token(
+                backends,
+                "ads-service",
+                Scope::Read,
+                &config.ads_token_path(),
+            )
+            .await?
+        }
     };
-    Ok(Prepared { ads_token })
+    let display_token = match &config.display.management_token {
+        Some(t) => t.clone(),
+        None => {
+            service_token(
+                backends,
+                "display-service",
+                Scope::CampaignsRead,
+                &config.display_token_path(),
+            )
+            .await?
+        }
+    };
+    let signing_keys = if config.display.signing_keys.is_empty() {
+        vec![default_signing_key(&config.display_key_path())?]
+    } else {
+        config.display.signing_keys.clone()
+    };
+    Ok(Prepared {
+        ads_token,
+        display_token,
+        signing_keys,
+    })
 }
 
-/// The ads service's own token (scope `read`), kept in the data directory;
-/// created on first run.
-async fn ads_service_token(backends: &Backends) -> anyhow::Result<Secret> {
-    let path = backends.config.ads_token_path();
-    if let Ok(secret) = std::fs::read_to_string(&path) {
+/// A service's own token with one scope, kept in the data directory at
+/// `path`; created on first run.
+async fn service_token(
+    backends: &Backends,
+    service: &str,
+    scope: Scope,
+    path: &std::path::Path,
+) -> anyhow::Result<Secret> {
+    if let Ok(secret) = std::fs::read_to_string(path) {
         return Ok(Secret::new(secret.trim()));
     }
     let name = format!(
-        "ads-service-{}",
+        "{service}-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
     let token = backends
         .store
-        .create_token(&name, &Scopes::of(&[Scope::Read]), "walletctl serve")
+        .create_token(&name, &Scopes::of(&[scope]), "walletctl serve")
         .await
-        .context("creating the ads service's wallet token")?;
-    write_secret(&path, &token.secret).with_context(|| format!("writing {}", path.display()))?;
-    tracing::info!(name, path = %path.display(), "created the ads service's wallet token (scope read)");
+        .with_context(|| format!("creating the {service} token"))?;
+    write_secret(path, &token.secret).with_context(|| format!("writing {}", path.display()))?;
+    tracing::info!(name, path = %path.display(), scope = scope.as_str(), "created a service token");
     Ok(Secret::new(token.secret))
+}
+
+/// The display service's signing key kept in the data directory
+/// (`{id}:{secret}`), created on first run. Instances that do not share a
+/// data directory configure `display.signing_keys` instead.
+fn default_signing_key(path: &std::path::Path) -> anyhow::Result<SigningKey> {
+    if let Ok(text) = std::fs::read_to_string(path)
+        && let Some((id, secret)) = text.trim().split_once(':')
+    {
+        return Ok(SigningKey {
+            id: id.to_owned(),
+            secret: Secret::new(secret),
+        });
+    }
+    let id = format!("k{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+    let secret = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    write_secret(path, &format!("{id}:{secret}"))
+        .with_context(|| format!("writing {}", path.display()))?;
+    tracing::info!(path = %path.display(), key = %id, "created the display service's signing key");
+    Ok(SigningKey {
+        id,
+        secret: Secret::new(secret),
+    })
 }
 
 fn write_secret(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
@@ -171,7 +239,13 @@ pub async fn serve(
     };
     let balances = HttpBalances::new(&wallet_url, prepared.ads_token)
         .context("configuring the ads service's wallet client")?;
-    let state = AppState::new(backends.clone(), Arc::new(balances));
+    let display = display(
+        &backends,
+        &listeners,
+        prepared.display_token,
+        &prepared.signing_keys,
+    )?;
+    let state = AppState::new(backends.clone(), Arc::new(balances), display);
     let stop = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
 
@@ -181,7 +255,8 @@ pub async fn serve(
         (Service::Display, listeners.display),
     ];
     let on = |service: Service| pairs.iter().any(|(s, l)| *s == service && l.is_some());
-    let (wallet_on, ads_on) = (on(Service::Wallet), on(Service::Ads));
+    let (wallet_on, ads_on, display_on) =
+        (on(Service::Wallet), on(Service::Ads), on(Service::Display));
     for (service, listener) in pairs {
         let Some(listener) = listener else { continue };
         let addr = listener.local_addr()?;
@@ -208,6 +283,20 @@ pub async fn serve(
         let (st, s) = (state.clone(), stop.clone());
         tasks.spawn(async move {
             crate::workers::campaign_created::run(st, s).await;
+            Ok(())
+        });
+    }
+    if ads_on {
+        let (st, s) = (state.clone(), stop.clone());
+        tasks.spawn(async move {
+            crate::workers::billing::run(st, s).await;
+            Ok(())
+        });
+    }
+    if display_on {
+        let (c, s) = (state.display.candidates.clone(), stop.clone());
+        tasks.spawn(async move {
+            c.run(s).await;
             Ok(())
         });
     }
@@ -245,6 +334,53 @@ pub async fn serve(
         .ok();
     tracing::info!("stopped");
     result
+}
+
+/// The display service's keys, URLs and candidate source.
+fn display(
+    backends: &Backends,
+    listeners: &Listeners,
+    token: Secret,
+    keys: &[SigningKey],
+) -> anyhow::Result<crate::display::Display> {
+    let config = &backends.config.display;
+    let addr = |l: &Option<TcpListener>, fallback: std::net::SocketAddr| {
+        l.as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .unwrap_or(fallback)
+    };
+    let public_url = config.public_url.clone().unwrap_or_else(|| {
+        format!(
+            "http://{}",
+            addr(&listeners.display, backends.config.listen.display)
+        )
+    });
+    let management_url = config.management_url.clone().unwrap_or_else(|| {
+        format!(
+            "http://{}",
+            addr(&listeners.ads, backends.config.listen.ads)
+        )
+    });
+    let client = ManagementClient::new(&management_url, token)
+        .context("configuring the display service's management client")?;
+    let trim = |s: &str| s.trim_end_matches('/').to_owned();
+    Ok(crate::display::Display {
+        signer: Signer::new(keys).context("the display service needs a signing key")?,
+        cdn_base: trim(config.cdn_base_url.as_deref().unwrap_or(&public_url)).into(),
+        public_url: trim(&public_url).into(),
+        token_ttl_secs: config.token_ttl_secs as i64,
+        candidates: crate::display::Candidates::new(
+            client,
+            Duration::from_millis(config.candidates_ttl_ms.max(10)),
+        ),
+        cap: config.frequency_cap.map(|max| {
+            FrequencyCap::new(
+                max,
+                Duration::from_secs(config.frequency_window_secs.max(1)),
+                backends.redis.clone(),
+            )
+        }),
+    })
 }
 
 /// Accepts connections until `stop`, then lets open requests finish.

@@ -7,6 +7,7 @@ use walletctl_core::ads::AdsService;
 use walletctl_core::ads::wallet_client::Balances;
 use walletctl_core::wallet::WalletService;
 
+use crate::display::Display;
 use crate::http::auth::{AuthState, Authenticator};
 use crate::http::health::ReadinessCache;
 
@@ -23,11 +24,13 @@ pub struct AppState {
     pub auth: Authenticator,
     /// The last readiness answer of each service, kept briefly.
     pub readiness: ReadinessCache,
+    /// The ad display service's keys and candidates.
+    pub display: Display,
 }
 
 impl AppState {
     /// State over opened backends; `balances` is how ads reads the wallet.
-    pub fn new(backends: Backends, balances: Arc<dyn Balances>) -> Self {
+    pub fn new(backends: Backends, balances: Arc<dyn Balances>, display: Display) -> Self {
         AppState {
             wallet: backends.wallet_service(),
             ads: AdsService::new(
@@ -39,6 +42,7 @@ impl AppState {
             ),
             auth: Authenticator::new(backends.store.clone()),
             readiness: ReadinessCache::default(),
+            display,
             backends,
         }
     }

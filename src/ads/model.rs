@@ -101,6 +101,12 @@ pub struct Creative {
         pattern = r"^https?://[^\s/\u0000-\u001F\u007F-\u009F][^\s\u0000-\u001F\u007F-\u009F]*$"
     )]
     pub landing_url: String,
+    /// An asset uploaded to walletctl, by its content hash (64 hex digits):
+    /// when set, ads show it from the display service (or the CDN in front
+    /// of it) instead of `asset_url`. Set by an upload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[0-9a-f]{64}$")]
+    pub asset_id: Option<String>,
 }
 
 /// When a campaign may run, ms since the epoch; either end may be open.
@@ -323,6 +329,14 @@ pub fn check_definition(
     text("creative.title", &creative.title, 200)?;
     url("creative.asset_url", &creative.asset_url)?;
     url("creative.landing_url", &creative.landing_url)?;
+    if let Some(id) = &creative.asset_id
+        && !(id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+    {
+        return Err(ParseError::new(
+            "creative.asset_id",
+            "must be 64 lowercase hex digits (an uploaded asset's hash)",
+        ));
+    }
     if !targeting.is_object() {
         return Err(ParseError::new("targeting", "must be a JSON object"));
     }
@@ -348,6 +362,12 @@ pub fn check_definition(
     Ok(())
 }
 
+impl AsRef<Campaign> for Campaign {
+    fn as_ref(&self) -> &Campaign {
+        self
+    }
+}
+
 impl Campaign {
     /// The smallest amount one ad event of this campaign can charge: the CPC,
     /// or a thousandth of the CPM (at least 1 minor unit; fractions accrue).
@@ -356,6 +376,20 @@ impl Campaign {
             PricingModel::Cpc => self.pricing.price,
             PricingModel::Cpm => (self.pricing.price / 1000).max(1),
         }
+    }
+
+    /// The most one ad event of this campaign can charge: the CPC, or a
+    /// thousandth of the CPM rounded up (what a completed fraction adds).
+    pub fn max_charge(&self) -> i64 {
+        match self.pricing.model {
+            PricingModel::Cpc => self.pricing.price,
+            PricingModel::Cpm => ((self.pricing.price + 999) / 1000).max(1),
+        }
+    }
+
+    /// Whether the lifetime budget left can pay the next event whatever it costs.
+    pub fn budget_can_pay(&self) -> bool {
+        self.budget.lifetime - self.spent >= self.max_charge()
     }
 
     /// Whether this campaign's definition equals `input`'s (an idempotent re-create).

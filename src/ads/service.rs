@@ -580,6 +580,102 @@ impl AdsService {
         Ok(BalanceOutcome::Applied(touched))
     }
 
+    /// Every campaign ad display may serve: active, and (when the cache
+    /// knows the advertiser's balance) payable. From the cache when it is
+    /// trustworthy, else from the store.
+    pub async fn serving_pool(&self) -> Result<Vec<Campaign>, AdsError> {
+        let mut pool = Vec::new();
+        let mut from_cache = false;
+        if !self.cache_dirty() {
+            match self.cache.pool().await {
+                Ok(ids) => {
+                    from_cache = true;
+                    for id in ids {
+                        match self.cache.get(&id).await {
+                            Ok(Some(c)) => pool.push(c),
+                            Ok(None) => {}
+                            Err(_) => {
+                                from_cache = false;
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.cache_dirty.store(true, Ordering::Release);
+                    tracing::warn!(error = %e, "campaign cache unreadable; reading the pool from the store");
+                }
+            }
+        }
+        if !from_cache {
+            pool.clear();
+            let mut after: Option<String> = None;
+            loop {
+                let page = self.store.page(after.as_deref(), 500).await?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.campaign_id.clone());
+                pool.extend(page.into_iter().filter(|c| c.status == Status::Active));
+            }
+        }
+        let mut balances = std::collections::HashMap::new();
+        let mut out = Vec::with_capacity(pool.len());
+        for c in pool {
+            if c.status != Status::Active {
+                continue;
+            }
+            let balance = match balances.get(&c.user_id) {
+                Some(b) => *b,
+                None => {
+                    let b = match UserId::parse(&c.user_id) {
+                        Ok(u) => self.cache.balance(&u).await.ok().flatten(),
+                        Err(_) => None,
+                    };
+                    balances.insert(c.user_id.clone(), b);
+                    b
+                }
+            };
+            if balance.is_none_or(|b| b >= c.min_charge()) {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Pauses a campaign whose budget billing found spent (reason
+    /// `budget_exhausted`) and publishes it; a campaign already stopped for
+    /// another reason is left as it is. Safe to repeat.
+    pub async fn exhaust_budget(&self, id: &CampaignId) -> Result<Campaign, AdsError> {
+        let (c, _) = self
+            .modify(id, |c| async move {
+                Ok((c.status == Status::Active).then(|| Campaign {
+                    status: Status::Paused,
+                    status_reason: Some(StatusReason::BudgetExhausted),
+                    status_wallet_version: None,
+                    version: c.version + 1,
+                    ..c
+                }))
+            })
+            .await?;
+        if c.status_reason == Some(StatusReason::BudgetExhausted) {
+            self.publish(&c).await.map_err(AdsError::Events)?;
+        }
+        Ok(c)
+    }
+
+    /// Records what billing has charged a campaign; never lowers it.
+    pub async fn record_spend(&self, id: &CampaignId, spent: i64) -> Result<Campaign, AdsError> {
+        let (c, _) = self
+            .modify(id, |c| async move {
+                Ok((spent > c.spent).then(|| Campaign {
+                    spent,
+                    version: c.version + 1,
+                    ..c
+                }))
+            })
+            .await?;
+        Ok(c)
+    }
+
     /// The campaign after `update`, or `None` if nothing changes.
     async fn next(&self, c: &Campaign, update: &Update) -> Result<Option<Campaign>, AdsError> {
         let mut next = c.clone();
@@ -600,7 +696,7 @@ impl AdsService {
                     Status::Active => return Ok(None),
                     Status::Paused => {}
                 }
-                if c.spent >= c.budget.lifetime {
+                if !c.budget_can_pay() {
                     return Err(AdsError::BudgetExhausted);
                 }
                 let balance = self

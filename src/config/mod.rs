@@ -56,6 +56,9 @@ pub struct Config {
     pub mongodb: Option<MongoConfig>,
     /// Advertising management.
     pub ads: AdsConfig,
+    /// Ad display and billing.
+    #[serde(default)]
+    pub display: DisplayConfig,
 }
 
 /// Advertising management: how it reaches the wallet service.
@@ -78,6 +81,64 @@ pub struct AdsConfig {
 
 fn default_balance_ttl() -> u64 {
     300
+}
+
+/// Ad display: where its URLs point, how it signs them, and where it reads
+/// campaigns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DisplayConfig {
+    /// The base URL browsers reach the display service on, put into
+    /// impression and click URLs. Default: `http://{listen.display}`.
+    pub public_url: Option<String>,
+    /// The base URL asset URLs point at: a CDN in front of the display
+    /// service, which is the origin. Default: `public_url`.
+    pub cdn_base_url: Option<String>,
+    /// The advertising management service's base URL, where candidates are
+    /// read. Default: this process's own.
+    pub management_url: Option<String>,
+    /// A token with the `campaigns_read` scope for those reads. Default: a
+    /// service token `serve` creates on first run (`display-service.token`).
+    pub management_token: Option<Secret>,
+    /// The keys impression and click tokens are signed with. The first
+    /// signs; every one verifies, so a key can be rotated in without
+    /// breaking tokens already handed out. Default: one key created on
+    /// first run in the data directory (`display-signing.key`).
+    pub signing_keys: Vec<SigningKey>,
+    /// How long an impression or click URL stays valid, in seconds (default 86,400).
+    pub token_ttl_secs: u64,
+    /// How long candidates are kept in process, in milliseconds (default 1,000).
+    pub candidates_ttl_ms: u64,
+    /// At most this many ads of one campaign per viewer per window; unset: no cap.
+    pub frequency_cap: Option<u32>,
+    /// The frequency cap's window, in seconds (default 86,400).
+    pub frequency_window_secs: u64,
+}
+
+impl Default for DisplayConfig {
+    fn default() -> Self {
+        DisplayConfig {
+            public_url: None,
+            cdn_base_url: None,
+            management_url: None,
+            management_token: None,
+            signing_keys: Vec::new(),
+            token_ttl_secs: 86_400,
+            candidates_ttl_ms: 1_000,
+            frequency_cap: None,
+            frequency_window_secs: 86_400,
+        }
+    }
+}
+
+/// One signing key of the display service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKey {
+    /// A short name carried in every token it signs (`A-Z a-z 0-9 _ -`, at most 16).
+    pub id: String,
+    /// At least 32 bytes of secret.
+    pub secret: Secret,
 }
 
 /// Log output.
@@ -273,6 +334,7 @@ impl Default for Config {
                 wallet_token: None,
                 balance_ttl_secs: default_balance_ttl(),
             },
+            display: DisplayConfig::default(),
         }
     }
 }
@@ -356,6 +418,40 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, why: String| Err(ConfigError::Invalid(format!("{key}: {why}")));
+        for (i, k) in self.display.signing_keys.iter().enumerate() {
+            if k.id.is_empty()
+                || k.id.len() > 16
+                || !k
+                    .id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
+                return bad(
+                    &format!("display.signing_keys[{i}].id"),
+                    "must be 1-16 characters of A-Z a-z 0-9 _ -".into(),
+                );
+            }
+            if k.secret.expose().len() < 32 {
+                return bad(
+                    &format!("display.signing_keys[{i}].secret"),
+                    "must be at least 32 bytes".into(),
+                );
+            }
+        }
+        for (key, url) in [
+            ("display.public_url", &self.display.public_url),
+            ("display.cdn_base_url", &self.display.cdn_base_url),
+            ("display.management_url", &self.display.management_url),
+        ] {
+            if let Some(u) = url
+                && !(u.starts_with("http://") || u.starts_with("https://"))
+            {
+                return bad(key, format!("{u:?} is not an http(s) URL"));
+            }
+        }
+        if self.display.token_ttl_secs == 0 {
+            return bad("display.token_ttl_secs", "must be at least 1".into());
+        }
         if let Some(pg) = &self.postgres {
             if pg.pool_size == 0 {
                 return bad("postgres.pool_size", "must be at least 1".into());
@@ -451,6 +547,16 @@ impl Config {
     /// Where the ads service's own wallet token is kept (see [`AdsConfig::wallet_token`]).
     pub fn ads_token_path(&self) -> PathBuf {
         self.data_dir.join("ads-service.token")
+    }
+
+    /// Where the display service's own campaign-read token is kept (see [`DisplayConfig::management_token`]).
+    pub fn display_token_path(&self) -> PathBuf {
+        self.data_dir.join("display-service.token")
+    }
+
+    /// Where the display service's default signing key is kept (see [`DisplayConfig::signing_keys`]).
+    pub fn display_key_path(&self) -> PathBuf {
+        self.data_dir.join("display-signing.key")
     }
 
     /// The embedded campaign store's file.

@@ -6,6 +6,7 @@ pub mod model;
 pub mod rules;
 mod service;
 mod store;
+pub(crate) use store::MoneyConn;
 
 pub use events::BalanceUpdated;
 pub use model::{

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::{amount, key, user};
 
-fn campaign(id: &str, user: &str, price: i64) -> Value {
+pub(crate) fn campaign(id: &str, user: &str, price: i64) -> Value {
     json!({
         "campaign_id": id, "user_id": user, "name": "Winter sale",
         "pricing": {"model": "cpc", "price": price},
@@ -19,7 +19,7 @@ fn campaign(id: &str, user: &str, price: i64) -> Value {
     })
 }
 
-async fn ads_post(app: &App, path: &str, body: Value) -> (u16, Value, bool) {
+pub(crate) async fn ads_post(app: &App, path: &str, body: Value) -> (u16, Value, bool) {
     let res = app
         .http
         .post(format!("{}{path}", app.ads))
@@ -36,7 +36,7 @@ async fn ads_post(app: &App, path: &str, body: Value) -> (u16, Value, bool) {
     )
 }
 
-async fn ads_get(app: &App, path: &str) -> (u16, Value) {
+pub(crate) async fn ads_get(app: &App, path: &str) -> (u16, Value) {
     app.send(
         app.http
             .get(format!("{}{path}", app.ads))
@@ -317,7 +317,12 @@ conformance!(campaign_routes_need_campaign_scopes, |env| {
 });
 
 /// Polls until `done` holds for the campaign, or fails after 60 s.
-async fn campaign_until(app: &App, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn campaign_until(
+    app: &App,
+    id: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let (_, c) = ads_get(app, &format!("/campaign/{id}")).await;

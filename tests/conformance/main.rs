@@ -9,6 +9,7 @@ mod batching;
 mod campaigns;
 mod concurrency;
 mod differential;
+mod display;
 mod hardening;
 mod health;
 mod idempotency;

@@ -240,6 +240,51 @@ impl App {
         }
     }
 
+    /// Starts a second ad display instance only (as a load balancer would
+    /// have several), reading candidates from `management`'s ads service.
+    pub async fn start_display(mut config: Config, management: &App) -> App {
+        config.display.management_url = Some(management.ads.clone());
+        let backends = Backends::open(config).await.expect("backends open");
+        let (d, da) = listener().await;
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(walletctl_daemon::serve(
+            backends,
+            Listeners {
+                display: Some(d),
+                ..Listeners::default()
+            },
+            async {
+                let _ = rx.await;
+            },
+        ));
+        let display = format!("http://{da}");
+        for _ in 0..300 {
+            if management
+                .http
+                .get(format!("{display}/healthz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                break;
+            }
+            assert!(
+                !task.is_finished(),
+                "the display instance stopped during start-up"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        App {
+            wallet: management.wallet.clone(),
+            ads: management.ads.clone(),
+            display,
+            token: management.token.clone(),
+            http: management.http.clone(),
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
     /// GET on the wallet service with the operator token: (status, body).
     pub async fn get(&self, path: &str) -> (u16, Value) {
         self.send(

@@ -5,6 +5,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use walletctl_core::ads::model::{Budget, Creative, Pricing, Schedule};
 use walletctl_core::ads::{Campaign, CampaignInput, Changes, Created, NewCampaign, Update};
+use walletctl_core::billing::{CampaignBilling, EventRecord};
 use walletctl_core::domain::{CampaignId, strict};
 use walletctl_core::platform::auth::Scope;
 
@@ -174,6 +175,63 @@ pub(super) async fn list(
         .list(&user, matches!(q.status, Which::All))
         .await?;
     Ok(Json(CampaignList { campaigns }).into_response())
+}
+
+#[utoipa::path(get, path = "/campaigns", tag = "campaigns", security(("bearer" = [])),
+    description = "Every campaign ad display may serve: active, and payable as far as the cache knows the advertiser's balance. Ad display reads its candidates here. Scope: campaigns_read.",
+    responses((status = 200, description = "The serving pool", body = CampaignList), Errors))]
+pub(super) async fn pool(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::CampaignsRead)?;
+    let campaigns = state.ads.serving_pool().await?;
+    Ok(Json(CampaignList { campaigns }).into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct BillingQuery {
+    /// How many events to list, oldest first: 1-1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+}
+
+/// A campaign's billing: its totals and its recorded ad events.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct BillingView {
+    /// The totals; `null` before its first event.
+    totals: Option<CampaignBilling>,
+    /// Its ad events as billed or refused, oldest first.
+    events: Vec<EventRecord>,
+}
+
+#[utoipa::path(get, path = "/campaign/{campaign_id}/billing", tag = "campaigns", security(("bearer" = [])),
+    description = "A campaign's billing: impressions and clicks billed, what they cost, and each ad event with its outcome (billed, or unbilled with the reason). Scope: campaigns_read.",
+    params(("campaign_id" = String, Path, description = "1-64 characters of A-Z a-z 0-9 _ - .", pattern = r"^[A-Za-z0-9_.\-]{1,64}$"), BillingQuery),
+    responses((status = 200, description = "Totals and events", body = BillingView), Errors))]
+pub(super) async fn billing(
+    State(state): State<AppState>,
+    caller: Caller,
+    CampaignPath(id): CampaignPath,
+    ApiQuery(q): ApiQuery<BillingQuery>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::CampaignsRead)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            "limit must be within 1 ..= 1000",
+        )
+        .with_details(serde_json::json!({ "field": "limit" })));
+    }
+    state.ads.get(&id).await?;
+    let store = &state.backends.store;
+    let totals = store.campaign_billing(id.as_str()).await?;
+    let events = store.ad_events(id.as_str(), i64::from(limit)).await?;
+    Ok(Json(BillingView { totals, events }).into_response())
 }
 
 #[utoipa::path(get, path = "/campaign/{campaign_id}", tag = "campaigns", security(("bearer" = [])),

@@ -15,7 +15,7 @@ use crate::wallet::BearerAuth;
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "walletctl advertising management", description = "Campaigns: create, list, read, pause, resume, change. See docs/api.md."),
-    paths(handlers::create, handlers::list, handlers::get, handlers::update),
+    paths(handlers::create, handlers::pool, handlers::list, handlers::get, handlers::billing, handlers::update),
     components(schemas(crate::http::error::ErrorBody, crate::http::error::ErrorDetail, handlers::Which)),
     modifiers(&BearerAuth)
 )]
@@ -25,10 +25,11 @@ pub struct ApiDoc;
 /// read, and `/campaigns/{id}/update` a campaign's id, as the design has it.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/campaigns", post(handlers::create))
+        .route("/campaigns", post(handlers::create).get(handlers::pool))
         .route("/campaigns/{id}", get(handlers::list))
         .route("/campaigns/{id}/update", post(handlers::update))
         .route("/campaign/{id}", get(handlers::get))
+        .route("/campaign/{id}/billing", get(handlers::billing))
         .route(
             "/openapi.json",
             get(|| async { axum::Json(<ApiDoc as utoipa::OpenApi>::openapi()) }),

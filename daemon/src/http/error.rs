@@ -218,7 +218,7 @@ impl From<AdsError> for ApiError {
             AdsError::BudgetExhausted => ApiError::new(
                 StatusCode::CONFLICT,
                 "budget_exhausted",
-                "the campaign's lifetime budget is spent; raise it first; nothing changed",
+                "the campaign's lifetime budget left cannot pay its next charge; raise it first; nothing changed",
             ),
             AdsError::Wallet(cause) => {
                 tracing::warn!(error = %cause, "wallet service unavailable to ads");

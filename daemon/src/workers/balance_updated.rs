@@ -7,10 +7,7 @@
 //! one, so no user's events are applied out of order. There is no polling:
 //! the loop waits on the log.
 
-use std::time::Duration;
-
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 use walletctl_core::ads::BalanceOutcome;
 use walletctl_core::domain::UserId;
 use walletctl_core::events::{Message, topic};
@@ -23,78 +20,12 @@ pub const GROUP: &str = "walletctl-ads";
 
 /// Consumes until `stop` is cancelled.
 pub async fn run(state: AppState, stop: CancellationToken) {
-    let mut failures: u32 = 0;
-    while !stop.is_cancelled() {
-        // Topics are not created on demand (Kafka here, tansu): make sure they exist.
-        let events = &state.backends.events;
-        let sub = match events.ensure_topics().await {
-            Ok(()) => events.subscribe(GROUP, topic::BALANCE_UPDATED).await,
-            Err(e) => Err(e),
-        };
-        let mut sub = match sub {
-            Ok(sub) => sub,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot join the balance_updated consumer group yet");
-                if pause(&stop, &mut failures).await {
-                    break;
-                }
-                continue;
-            }
-        };
-        loop {
-            let message = tokio::select! {
-                _ = stop.cancelled() => return,
-                m = sub.next() => m,
-            };
-            let message = match message {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(error = %e, "balance_updated: reading failed; rejoining");
-                    break;
-                }
-            };
-            // The same message until it is applied: a user's later events wait for it.
-            loop {
-                let span = tracing::info_span!(
-                    "balance_updated",
-                    partition = message.partition,
-                    offset = message.offset
-                );
-                match handle(&state, &message).instrument(span).await {
-                    Ok(()) => {
-                        failures = 0;
-                        break;
-                    }
-                    Err(e) => {
-                        metrics::counter!("ads_balance_events_total", "result" => "retried")
-                            .increment(1);
-                        tracing::warn!(error = %e, offset = message.offset, "balance_updated: applying failed; retrying");
-                        if pause(&stop, &mut failures).await {
-                            return;
-                        }
-                    }
-                }
-            }
-            if let Err(e) = sub.commit(&message).await {
-                // Not fatal: the event is applied, and a redelivery is recognised as stale.
-                tracing::warn!(error = %e, "balance_updated: committing the offset failed");
-            }
-        }
-        if pause(&stop, &mut failures).await {
-            break;
-        }
-    }
-}
-
-/// Waits a growing while (at most 5 s); `true` if stopped meanwhile.
-async fn pause(stop: &CancellationToken, failures: &mut u32) -> bool {
-    *failures = failures.saturating_add(1);
-    let wait = (Duration::from_millis(100) * 2u32.saturating_pow((*failures).min(6)))
-        .min(Duration::from_secs(5));
-    tokio::select! {
-        _ = stop.cancelled() => true,
-        _ = tokio::time::sleep(wait) => false,
-    }
+    let events = state.backends.events.clone();
+    super::consumer::consume(&*events, &stop, GROUP, topic::BALANCE_UPDATED, |m| {
+        let state = state.clone();
+        async move { handle(&state, &m).await }
+    })
+    .await;
 }
 
 async fn handle(state: &AppState, message: &Message) -> anyhow::Result<()> {

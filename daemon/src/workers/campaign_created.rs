@@ -6,11 +6,8 @@
 //! never crashes or stalls on one. A store that does not answer is retried
 //! before the next event, so nothing is skipped for want of a database.
 
-use std::time::Duration;
-
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 use walletctl_core::ads::{AdsError, CampaignInput, NewCampaign};
 use walletctl_core::events::{Message, Record, topic};
 
@@ -21,66 +18,12 @@ pub const GROUP: &str = "walletctl-ads-ingest";
 
 /// Consumes until `stop` is cancelled.
 pub async fn run(state: AppState, stop: CancellationToken) {
-    let mut failures: u32 = 0;
-    while !stop.is_cancelled() {
-        let events = &state.backends.events;
-        let sub = match events.ensure_topics().await {
-            Ok(()) => events.subscribe(GROUP, topic::CAMPAIGN_CREATED).await,
-            Err(e) => Err(e),
-        };
-        let mut sub = match sub {
-            Ok(sub) => sub,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot join the campaign_created consumer group yet");
-                if pause(&stop, &mut failures).await {
-                    return;
-                }
-                continue;
-            }
-        };
-        loop {
-            let message = tokio::select! {
-                _ = stop.cancelled() => return,
-                m = sub.next() => m,
-            };
-            let Ok(message) = message else { break };
-            loop {
-                let span = tracing::info_span!(
-                    "campaign_created",
-                    partition = message.partition,
-                    offset = message.offset
-                );
-                match ingest(&state, &message).instrument(span).await {
-                    Ok(()) => {
-                        failures = 0;
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, offset = message.offset, "campaign_created: will retry");
-                        if pause(&stop, &mut failures).await {
-                            return;
-                        }
-                    }
-                }
-            }
-            if let Err(e) = sub.commit(&message).await {
-                tracing::warn!(error = %e, "campaign_created: committing the offset failed");
-            }
-        }
-        if pause(&stop, &mut failures).await {
-            return;
-        }
-    }
-}
-
-async fn pause(stop: &CancellationToken, failures: &mut u32) -> bool {
-    *failures = failures.saturating_add(1);
-    let wait = (Duration::from_millis(100) * 2u32.saturating_pow((*failures).min(6)))
-        .min(Duration::from_secs(5));
-    tokio::select! {
-        _ = stop.cancelled() => true,
-        _ = tokio::time::sleep(wait) => false,
-    }
+    let events = state.backends.events.clone();
+    super::consumer::consume(&*events, &stop, GROUP, topic::CAMPAIGN_CREATED, |m| {
+        let state = state.clone();
+        async move { ingest(&state, &m).await }
+    })
+    .await;
 }
 
 /// Ingests one event; `Err` only for what a retry can fix.

@@ -234,6 +234,8 @@ impl Store {
             "GRANT UPDATE (sent_at_ms) ON outbox TO {r}",
             "GRANT SELECT ON api_tokens, shard_assignments TO {r}",
             "GRANT SELECT, INSERT, UPDATE, DELETE ON relay_lease TO {r}",
+            "GRANT SELECT, INSERT ON ad_events TO {r}",
+            "GRANT SELECT, INSERT, UPDATE ON ad_billing TO {r}",
             "GRANT USAGE ON SEQUENCE ledger_entries_id_seq, audit_log_id_seq, outbox_id_seq TO {r}",
         ];
         let mut tx = direct.begin().await?;

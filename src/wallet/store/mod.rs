@@ -165,10 +165,13 @@ impl Store {
                 "a batch must hold one user's commands".into(),
             ));
         }
-        match &self.inner.pools {
-            Pools::Postgres { primary, .. } => postgres::apply_batch(self, primary, cmds).await,
-            Pools::Sqlite { writer, .. } => sqlite::apply_batch(self, writer, cmds).await,
+        // On PostgreSQL the commit level is set inside the function with
+        // set_config(…, true): this transaction only.
+        let (results, changed) = in_tx!(self, primary, |tx| tx.apply_in(self, cmds).await?);
+        if changed {
+            self.inner.outbox_notify.notify_one();
         }
+        Ok(results)
     }
 
     /// Reads a wallet with the asked-for consistency.
@@ -298,6 +301,40 @@ impl Store {
                 .fetch_all(&mut *tx)
                 .await?
         }))
+    }
+}
+
+/// A transaction the money path can run in: the caller's own, so that
+/// another area (billing) moves money atomically with its own rows. The
+/// caller commits, then wakes the relay if the answer says a wallet changed.
+pub(crate) trait MoneyConn {
+    /// [`Store::apply_batch`]'s steps inside this transaction.
+    fn apply_in(
+        &mut self,
+        store: &Store,
+        cmds: &[MoneyCommand],
+    ) -> impl Future<Output = Result<(Vec<Result<Outcome, StoreError>>, bool), StoreError>> + Send;
+}
+
+impl MoneyConn for sqlx::PgConnection {
+    fn apply_in(
+        &mut self,
+        store: &Store,
+        cmds: &[MoneyCommand],
+    ) -> impl Future<Output = Result<(Vec<Result<Outcome, StoreError>>, bool), StoreError>> + Send
+    {
+        postgres::apply_in(store, self, cmds)
+    }
+}
+
+impl MoneyConn for sqlx::SqliteConnection {
+    fn apply_in(
+        &mut self,
+        store: &Store,
+        cmds: &[MoneyCommand],
+    ) -> impl Future<Output = Result<(Vec<Result<Outcome, StoreError>>, bool), StoreError>> + Send
+    {
+        sqlite::apply_in(store, self, cmds)
     }
 }
 

@@ -4,7 +4,7 @@
 //! the server, so that a batch crosses PgBouncer once. The differential test
 //! (`tests/conformance/differential.rs`) holds the two to the same results.
 
-use sqlx::postgres::PgPool;
+use sqlx::PgConnection;
 
 use super::fill_repeats;
 use crate::domain::MAX_BALANCE;
@@ -12,12 +12,13 @@ use crate::now_ms;
 use crate::platform::sql::{Store, StoreError};
 use crate::wallet::model::{MoneyCommand, Outcome, StoredAnswer};
 
-/// [`Store::apply_batch`] as one call of `walletctl_apply_batch`.
-pub(super) async fn apply_batch(
+/// The batch inside a transaction the caller commits; also answers whether
+/// any wallet changed (the caller then wakes the outbox relay).
+pub(super) async fn apply_in(
     store: &Store,
-    primary: &PgPool,
+    conn: &mut PgConnection,
     cmds: &[MoneyCommand],
-) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
+) -> Result<(Vec<Result<Outcome, StoreError>>, bool), StoreError> {
     let hashes: Vec<String> = cmds.iter().map(MoneyCommand::request_hash).collect();
     let payload: Vec<serde_json::Value> = cmds
         .iter()
@@ -31,8 +32,6 @@ pub(super) async fn apply_batch(
         })
         .collect();
     let payload = serde_json::Value::Array(payload).to_string();
-    // The commit level is set inside the function with set_config(…, true): this transaction only.
-    let mut tx = primary.begin().await?;
     let rows = sqlx::query_as::<_, (i32, String, Option<String>)>("SELECT o_idx, o_outcome, o_response FROM walletctl_apply_batch($1, CAST($2 AS JSONB), $3, $4, $5)")
         .persistent(false)
         .bind(cmds[0].user.as_str())
@@ -40,9 +39,8 @@ pub(super) async fn apply_batch(
         .bind(now_ms())
         .bind(MAX_BALANCE)
         .bind(store.inner.synchronous_commit.clone())
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *conn)
         .await?;
-    tx.commit().await?;
     let mut results: Vec<Option<Result<Outcome, StoreError>>> = cmds.iter().map(|_| None).collect();
     let mut changed = false;
     for (idx, outcome, response) in rows {
@@ -69,8 +67,5 @@ pub(super) async fn apply_batch(
             _ => None, // "repeat": answered from the first occurrence below
         };
     }
-    if changed {
-        store.inner.outbox_notify.notify_one();
-    }
-    Ok(fill_repeats(cmds, &hashes, results))
+    Ok((fill_repeats(cmds, &hashes, results), changed))
 }

@@ -5,7 +5,7 @@
 //! differential test (`tests/conformance/differential.rs`) holds the two to
 //! the same results.
 
-use sqlx::sqlite::{SqliteConnection, SqlitePool};
+use sqlx::sqlite::SqliteConnection;
 
 use super::fill_repeats;
 use crate::now_ms;
@@ -15,12 +15,13 @@ use crate::wallet::events::{BalanceUpdated, insert_balance_updated};
 use crate::wallet::model::{EntryKind, LedgerEntry, MoneyCommand, Outcome, StoredAnswer, Wallet};
 use crate::wallet::rules;
 
-/// [`Store::apply_batch`] on SQLite.
-pub(super) async fn apply_batch(
+/// The batch inside a transaction the caller commits; also answers whether
+/// any wallet changed (the caller then wakes the outbox relay).
+pub(super) async fn apply_in(
     store: &Store,
-    writer: &SqlitePool,
+    tx: &mut SqliteConnection,
     cmds: &[MoneyCommand],
-) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
+) -> Result<(Vec<Result<Outcome, StoreError>>, bool), StoreError> {
     let first = &cmds[0];
     let now = now_ms();
     let hashes: Vec<String> = cmds.iter().map(MoneyCommand::request_hash).collect();
@@ -36,8 +37,6 @@ pub(super) async fn apply_batch(
             firsts.push(i);
         }
     }
-    let mut tx = writer.begin().await?;
-
     // 1. The wallet (SQLite has one writer: the transaction is the lock).
     let row = sqlx::query_as::<_, (i64, i64, String)>(
         "SELECT balance, version, region FROM wallets WHERE user_id = $1",
@@ -120,7 +119,7 @@ pub(super) async fn apply_batch(
                     balance = next;
                     version += 1;
                     changed = true;
-                    Ok(record_entry(&mut tx, cmd, balance, version, &region, now).await?)
+                    Ok(record_entry(tx, cmd, balance, version, &region, now).await?)
                 }
                 Err(refusal) => Err(refusal),
             };
@@ -162,11 +161,7 @@ pub(super) async fn apply_batch(
             .replicas
             .remember_region(first.user.as_str(), &region);
     }
-    tx.commit().await?;
-    if changed {
-        store.inner.outbox_notify.notify_one();
-    }
-    Ok(fill_repeats(cmds, &hashes, results))
+    Ok((fill_repeats(cmds, &hashes, results), changed))
 }
 
 /// Appends the ledger entry, the outbox event and (for adjustments) the audit row of an accepted command.

@@ -1,0 +1,333 @@
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use walletctl_core::ads::Campaign;
+use walletctl_core::display::{AdEvent, AdEventKind, Claims, TokenError, parse_label, pick};
+use walletctl_core::domain::UserId;
+use walletctl_core::events::{Record, topic};
+use walletctl_core::now_ms;
+
+use super::page;
+use crate::http::error::ApiError;
+use crate::http::extract::ApiQuery;
+use crate::state::AppState;
+
+/// A transparent 1×1 GIF: the impression pixel.
+const PIXEL: &[u8] = &[
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+];
+
+/// An ad request.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct AdQuery {
+    /// The publisher's slot: 1-64 characters of `A-Z a-z 0-9 _ - . :`.
+    slot: String,
+    /// The viewer, for the frequency cap: 1-64 characters of `A-Z a-z 0-9 _ - . :`.
+    viewer: Option<String>,
+    /// Only this advertiser's campaigns.
+    advertiser: Option<String>,
+}
+
+/// What is shown.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub(crate) struct ShownCreative {
+    /// The headline.
+    pub title: String,
+    /// The image: on the CDN when uploaded to walletctl.
+    pub asset_url: String,
+    /// Where a click ends up (through `click_url`).
+    pub landing_url: String,
+}
+
+/// One ad decision.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub(crate) struct AdAnswer {
+    /// The campaign shown.
+    pub campaign_id: String,
+    /// What to show.
+    pub creative: ShownCreative,
+    /// Fetch once when the ad is shown: 204, or a 1×1 GIF for an `<img>`.
+    pub impression_url: String,
+    /// Where the ad links: redirects to the landing page.
+    pub click_url: String,
+    /// When both URLs stop being accepted, ms since the epoch.
+    pub expires_at_ms: i64,
+}
+
+struct Request {
+    slot: String,
+    viewer: Option<String>,
+    advertiser: Option<UserId>,
+}
+
+fn parse(q: AdQuery) -> Result<Request, ApiError> {
+    Ok(Request {
+        slot: parse_label("slot", &q.slot).map_err(ApiError::invalid)?,
+        viewer: q
+            .viewer
+            .as_deref()
+            .map(|v| parse_label("viewer", v))
+            .transpose()
+            .map_err(ApiError::invalid)?,
+        advertiser: q
+            .advertiser
+            .as_deref()
+            .map(UserId::parse)
+            .transpose()
+            .map_err(ApiError::invalid)?,
+    })
+}
+
+/// Picks an ad for `req` and signs its URLs; `None` when nothing can be served.
+async fn choose(state: &AppState, req: &Request) -> Option<AdAnswer> {
+    let d = &state.display;
+    let candidates = match &req.advertiser {
+        Some(user) => d.candidates.for_user(user).await,
+        None => d.candidates.pool(),
+    };
+    let now = now_ms();
+    let capped: Vec<bool> = match (&d.cap, &req.viewer) {
+        (Some(cap), Some(viewer)) => {
+            let ids: Vec<&str> = candidates.iter().map(|c| c.campaign_id.as_str()).collect();
+            cap.allowed(viewer, &ids).await
+        }
+        _ => Vec::new(),
+    };
+    let allowed = |c: &Campaign| {
+        capped.is_empty()
+            || candidates
+                .iter()
+                .position(|x| x.campaign_id == c.campaign_id)
+                .is_some_and(|i| capped[i])
+    };
+    let chosen = pick::pick(&candidates, now, &mut rand::rng(), allowed)?.clone();
+    if let (Some(cap), Some(viewer)) = (&d.cap, &req.viewer) {
+        cap.record(viewer, &chosen.campaign_id).await;
+    }
+    let expires_at = now / 1000 + d.token_ttl_secs;
+    let decision = uuid::Uuid::new_v4().simple().to_string();
+    let claims = |kind: AdEventKind, landing: Option<String>| Claims {
+        decision: decision.clone(),
+        kind,
+        campaign_id: chosen.campaign_id.clone(),
+        user_id: chosen.user_id.clone(),
+        slot: req.slot.clone(),
+        viewer: req.viewer.clone(),
+        landing,
+        expires_at,
+    };
+    let imp = d.signer.sign(&claims(AdEventKind::Impression, None));
+    let clk = d.signer.sign(&claims(
+        AdEventKind::Click,
+        Some(chosen.creative.landing_url.clone()),
+    ));
+    let asset_url = match &chosen.creative.asset_id {
+        Some(hash) => format!("{}/assets/{hash}", d.cdn_base),
+        None => chosen.creative.asset_url.clone(),
+    };
+    Some(AdAnswer {
+        campaign_id: chosen.campaign_id.clone(),
+        creative: ShownCreative {
+            title: chosen.creative.title.clone(),
+            asset_url,
+            landing_url: chosen.creative.landing_url.clone(),
+        },
+        impression_url: format!("{}/i/{imp}", d.public_url),
+        click_url: format!("{}/c/{clk}", d.public_url),
+        expires_at_ms: expires_at * 1000,
+    })
+}
+
+fn no_store(mut res: Response) -> Response {
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+#[utoipa::path(get, path = "/ads", tag = "display",
+    description = "Picks one active campaign whose advertiser can pay, weighted by price, within its schedule and the viewer's frequency cap. Only the named advertiser's campaigns when `advertiser` is given. No token needed.",
+    params(AdQuery),
+    responses((status = 200, description = "The ad", body = AdAnswer),
+        (status = 204, description = "No campaign can be served"),
+        (status = 400, description = "A bad query", body = crate::http::error::ErrorBody)))]
+pub(super) async fn decide(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<AdQuery>,
+) -> Result<Response, ApiError> {
+    let req = parse(q)?;
+    let answer = choose(&state, &req).await;
+    metrics::counter!("display_decisions_total", "result" => if answer.is_some() { "served" } else { "empty" })
+        .increment(1);
+    Ok(no_store(match answer {
+        Some(ad) => Json(ad).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    }))
+}
+
+fn token_error(e: TokenError) -> ApiError {
+    metrics::counter!("display_tokens_refused_total", "reason" => match e {
+        TokenError::Malformed => "malformed",
+        TokenError::Forged => "forged",
+        TokenError::Expired => "expired",
+    })
+    .increment(1);
+    match e {
+        TokenError::Malformed => {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_token", e.to_string())
+        }
+        TokenError::Forged => ApiError::new(StatusCode::FORBIDDEN, "forged_token", e.to_string()),
+        TokenError::Expired => ApiError::new(StatusCode::GONE, "token_expired", e.to_string()),
+    }
+}
+
+fn verify(state: &AppState, token: &str, kind: AdEventKind) -> Result<Claims, ApiError> {
+    let claims = state
+        .display
+        .signer
+        .verify(token, now_ms() / 1000)
+        .map_err(token_error)?;
+    if claims.kind != kind {
+        return Err(token_error(TokenError::Malformed));
+    }
+    Ok(claims)
+}
+
+/// Publishes the token's event to `ad_events`, keyed by campaign.
+async fn publish(state: &AppState, claims: &Claims) -> Result<(), ApiError> {
+    let event = AdEvent {
+        event_id: claims.event_id(),
+        kind: claims.kind,
+        campaign_id: claims.campaign_id.clone(),
+        user_id: claims.user_id.clone(),
+        slot: claims.slot.clone(),
+        viewer: claims.viewer.clone(),
+        decision_id: claims.decision.clone(),
+        occurred_at_ms: now_ms(),
+    };
+    let payload = serde_json::to_string(&event).map_err(ApiError::internal)?;
+    let sent = state
+        .backends
+        .events
+        .publish(&[Record {
+            topic: topic::AD_EVENTS,
+            key: &event.campaign_id,
+            payload: &payload,
+        }])
+        .await;
+    let result = if sent.is_ok() { "published" } else { "failed" };
+    metrics::counter!("display_events_total", "kind" => event.kind.as_str(), "result" => result)
+        .increment(1);
+    sent.map_err(|e| {
+        tracing::warn!(error = %e, event = %event.event_id, "ad event not published");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "events_unavailable",
+            "the event log did not take the event; retry",
+        )
+        .with_retry_after(1)
+    })
+}
+
+#[utoipa::path(get, path = "/i/{token}", tag = "display",
+    description = "Records an impression (once per decision, however often it is fetched). A 1×1 GIF when the client accepts images, else 204.",
+    params(("token" = String, Path, description = "The signed token from impression_url")),
+    responses((status = 204, description = "Recorded"), (status = 200, description = "Recorded (a 1×1 GIF)"),
+        (status = 400, description = "invalid_token", body = crate::http::error::ErrorBody),
+        (status = 403, description = "forged_token", body = crate::http::error::ErrorBody),
+        (status = 410, description = "token_expired", body = crate::http::error::ErrorBody)))]
+pub(super) async fn impression(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let claims = verify(&state, &token, AdEventKind::Impression)?;
+    publish(&state, &claims).await?;
+    let wants_image = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("image/"));
+    Ok(no_store(if wants_image {
+        ([(header::CONTENT_TYPE, "image/gif")], PIXEL).into_response()
+    } else {
+        StatusCode::NO_CONTENT.into_response()
+    }))
+}
+
+#[utoipa::path(get, path = "/c/{token}", tag = "display",
+    description = "Records a click (once per decision) and redirects to the landing page. If the event log is down the viewer is still redirected; the click is then not billed.",
+    params(("token" = String, Path, description = "The signed token from click_url")),
+    responses((status = 302, description = "To the landing page"),
+        (status = 400, description = "invalid_token", body = crate::http::error::ErrorBody),
+        (status = 403, description = "forged_token", body = crate::http::error::ErrorBody),
+        (status = 410, description = "token_expired", body = crate::http::error::ErrorBody)))]
+pub(super) async fn click(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<Response, ApiError> {
+    let claims = verify(&state, &token, AdEventKind::Click)?;
+    let Some(landing) = claims.landing.clone() else {
+        return Err(token_error(TokenError::Malformed));
+    };
+    // The viewer gets where they were going even if the event cannot be
+    // logged: an unlogged click is never charged (it is counted and logged).
+    let _ = publish(&state, &claims).await;
+    let location =
+        HeaderValue::from_str(&landing).map_err(|_| token_error(TokenError::Malformed))?;
+    Ok(no_store(
+        (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
+    ))
+}
+
+/// The headers of the HTML the display service writes.
+fn html(body: String) -> Response {
+    no_store(
+        (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; img-src * data:; style-src 'unsafe-inline'; frame-src 'self'",
+                ),
+            ],
+            body,
+        )
+            .into_response(),
+    )
+}
+
+#[utoipa::path(get, path = "/embed", tag = "display",
+    description = "An HTML frame with one ad for a publisher's <iframe>: the creative linked to the click URL, and the impression pixel. Empty when nothing can be served.",
+    params(AdQuery),
+    responses((status = 200, description = "The frame", content_type = "text/html")))]
+pub(super) async fn embed(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<AdQuery>,
+) -> Result<Response, ApiError> {
+    let req = parse(q)?;
+    let ad = choose(&state, &req).await;
+    metrics::counter!("display_decisions_total", "result" => if ad.is_some() { "served" } else { "empty" })
+        .increment(1);
+    Ok(html(page::frame(ad.as_ref())))
+}
+
+#[utoipa::path(get, path = "/demo", tag = "display",
+    description = "A demo publisher page with one ad slot framed from /embed (the same query).",
+    params(AdQuery),
+    responses((status = 200, description = "The page", content_type = "text/html")))]
+pub(super) async fn demo(ApiQuery(q): ApiQuery<AdQuery>) -> Result<Response, ApiError> {
+    let req = parse(q)?;
+    let mut src = format!("/embed?slot={}", req.slot);
+    if let Some(v) = &req.viewer {
+        src.push_str(&format!("&viewer={v}"));
+    }
+    if let Some(a) = &req.advertiser {
+        src.push_str(&format!("&advertiser={a}"));
+    }
+    Ok(html(page::demo(&src)))
+}

@@ -1,0 +1,47 @@
+//! The ad display service: ad decisions (`GET /ads`), the impression and
+//! click URLs they hand out, an embeddable frame and a demo publisher page,
+//! and the origin of uploaded assets. Stateless: any instance holding the
+//! signing keys verifies a token another signed, and candidates come from
+//! the advertising management service.
+
+mod candidates;
+mod handlers;
+mod page;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use walletctl_core::display::Signer;
+use walletctl_core::display::frequency::FrequencyCap;
+
+pub use candidates::Candidates;
+
+use crate::state::AppState;
+
+/// What the display service needs beyond the backends. Cheap to clone.
+#[derive(Clone)]
+pub struct Display {
+    /// Signs and verifies impression and click tokens.
+    pub signer: Signer,
+    /// The base of impression and click URLs.
+    pub public_url: Arc<str>,
+    /// The base of asset URLs (a CDN, or the display service itself).
+    pub cdn_base: Arc<str>,
+    /// How long a token stays valid.
+    pub token_ttl_secs: i64,
+    /// What may be served.
+    pub candidates: Candidates,
+    /// The per-viewer cap, if configured.
+    pub cap: Option<FrequencyCap>,
+}
+
+/// The display routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/ads", get(handlers::decide))
+        .route("/i/{token}", get(handlers::impression))
+        .route("/c/{token}", get(handlers::click))
+        .route("/embed", get(handlers::embed))
+        .route("/demo", get(handlers::demo))
+}
