@@ -373,6 +373,7 @@ fn display(
             client,
             Duration::from_millis(config.candidates_ttl_ms.max(10)),
         ),
+        assets: crate::display::asset_cache(),
         cap: config.frequency_cap.map(|max| {
             FrequencyCap::new(
                 max,

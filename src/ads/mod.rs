@@ -2,6 +2,7 @@
 //! the MongoDB and embedded adapters, the service that creates, pauses and
 //! resumes campaigns, and the client it reads wallet balances with.
 
+pub mod assets;
 pub mod cache;
 pub mod events;
 pub mod model;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::assets::Asset;
 use super::cache::{CacheError, CampaignCache};
 use super::events::CampaignStatusChanged;
 use super::model::{
@@ -639,6 +640,32 @@ impl AdsService {
             }
         }
         Ok(out)
+    }
+
+    /// Stores an uploaded asset and makes it the campaign's creative image.
+    pub async fn upload_asset(&self, id: &CampaignId, asset: &Asset) -> Result<Campaign, AdsError> {
+        self.get(id).await?; // a campaign that does not exist gets no asset
+        self.store.put_asset(asset).await?;
+        let asset_id = asset.id.clone();
+        let (c, _) = self
+            .modify(id, |c| {
+                let asset_id = asset_id.clone();
+                async move {
+                    if c.status == Status::Ended {
+                        return Err(AdsError::Ended);
+                    }
+                    Ok(
+                        (c.creative.asset_id.as_deref() != Some(asset_id.as_str())).then(|| {
+                            let mut next = c.clone();
+                            next.creative.asset_id = Some(asset_id);
+                            next.version += 1;
+                            next
+                        }),
+                    )
+                }
+            })
+            .await?;
+        Ok(c)
     }
 
     /// Pauses a campaign whose budget billing found spent (reason

@@ -417,3 +417,197 @@ conformance!(
         app.stop().await;
     }
 );
+
+/// The demo creative: a 240×120 PNG.
+pub(crate) const CREATIVE_PNG: &[u8] = include_bytes!("../fixtures/creative.png");
+
+/// Uploads `bytes` as `id`'s image: (status, body).
+pub(crate) async fn upload(
+    app: &App,
+    id: &str,
+    content_type: &str,
+    bytes: Vec<u8>,
+) -> (u16, Value) {
+    app.send(
+        app.http
+            .post(format!("{}/campaigns/{id}/asset", app.ads))
+            .bearer_auth(&app.token)
+            .header("content-type", content_type)
+            .body(bytes),
+    )
+    .await
+}
+
+conformance!(
+    uploaded_assets_are_served_immutable_through_the_cdn_base,
+    |env| {
+        let mut config = env.config.clone();
+        config.display.cdn_base_url = Some("https://cdn.example/".into());
+        let app = App::start(config).await;
+        let u = user();
+        let id = format!("art-{u}");
+        app.wallet_with(&u, "SOUTH_EAST", 10_000).await;
+        let (s, _, _) = ads_post(&app, "/campaigns", campaign(&id, &u, 1_000)).await;
+        assert_eq!(s, 201);
+
+        // Not an image, a lie about its type, too large, unknown campaign: refused.
+        let (s, b) = upload(
+            &app,
+            &id,
+            "image/svg+xml",
+            b"<svg onload=alert(1)/>".to_vec(),
+        )
+        .await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{b}"
+        );
+        let (s, _) = upload(&app, &id, "image/gif", CREATIVE_PNG.to_vec()).await;
+        assert_eq!(s, 400);
+        let mut big = CREATIVE_PNG.to_vec();
+        big.resize(1024 * 1024 + 1, 0);
+        let (s, _) = upload(&app, &id, "image/png", big).await;
+        assert_eq!(s, 413);
+        let (s, _) = upload(&app, "no-such-campaign", "image/png", CREATIVE_PNG.to_vec()).await;
+        assert_eq!(s, 404);
+        let (_, c) = ads_get(&app, &format!("/campaign/{id}")).await;
+        assert!(
+            c["creative"].get("asset_id").is_none(),
+            "nothing changed: {c}"
+        );
+
+        let (s, up) = upload(&app, &id, "image/png", CREATIVE_PNG.to_vec()).await;
+        assert_eq!(s, 200, "{up}");
+        let asset = up["asset_id"].as_str().unwrap().to_owned();
+        assert_eq!(asset.len(), 64);
+        assert_eq!(up["campaign"]["creative"]["asset_id"], asset.as_str());
+        // The same bytes again: the same name, nothing new.
+        let (s, again) = upload(&app, &id, "image/png", CREATIVE_PNG.to_vec()).await;
+        assert_eq!((s, again["asset_id"].as_str()), (200, Some(asset.as_str())));
+        assert_eq!(again["campaign"]["version"], up["campaign"]["version"]);
+
+        // Ads point at it through the CDN base; the display service is the origin.
+        let ad = ad_until_asset(&app, &format!("slot=top&advertiser={u}"), &asset).await;
+        assert_eq!(
+            ad["creative"]["asset_url"],
+            format!("https://cdn.example/assets/{asset}")
+        );
+        let res = app
+            .http
+            .get(format!("{}/assets/{asset}", app.display))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let h = res.headers().clone();
+        assert_eq!(h["content-type"], "image/png");
+        assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
+        let etag = h["etag"].to_str().unwrap().to_owned();
+        assert_eq!(etag, format!("\"{asset}\""));
+        assert_eq!(res.bytes().await.unwrap().as_ref(), CREATIVE_PNG);
+        let res = app
+            .http
+            .get(format!("{}/assets/{asset}", app.display))
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 304);
+        assert_eq!(res.headers()["etag"], etag.as_str());
+        for missing in ["0".repeat(64), "not-a-hash".to_owned()] {
+            let res = app
+                .http
+                .get(format!("{}/assets/{missing}", app.display))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 404);
+        }
+        app.stop().await;
+    }
+);
+
+/// An ad whose creative shows `asset` (the candidates catch up with the upload).
+async fn ad_until_asset(app: &App, query: &str, asset: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let ad = ad_from(app, query).await;
+        if ad["creative"]["asset_url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with(asset))
+        {
+            return ad;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never shown: {ad}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+conformance!(
+    a_viewer_sees_a_campaign_at_most_the_capped_number_of_times,
+    |env| {
+        let mut config = env.config.clone();
+        config.display.frequency_cap = Some(2);
+        let app = App::start(config).await;
+        let u = user();
+        app.wallet_with(&u, "SOUTH_EAST", 10_000).await;
+        for n in 0..2 {
+            let (s, _, _) = ads_post(
+                &app,
+                "/campaigns",
+                campaign(&format!("cap{n}-{u}"), &u, 1_000),
+            )
+            .await;
+            assert_eq!(s, 201);
+        }
+        // Both campaigns held before counting.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while app_pool_size(&app, &u).await < 2 {
+            assert!(tokio::time::Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let query = format!("slot=top&viewer=v-{u}&advertiser={u}");
+        let mut seen = std::collections::HashMap::new();
+        for _ in 0..4 {
+            let ad = ad_from(&app, &query).await;
+            *seen
+                .entry(ad["campaign_id"].as_str().unwrap().to_owned())
+                .or_insert(0) += 1;
+        }
+        assert_eq!(
+            seen.values().copied().collect::<Vec<_>>(),
+            vec![2, 2],
+            "{seen:?}"
+        );
+        let res = app
+            .http
+            .get(format!("{}/ads?{query}", app.display))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 204, "capped out");
+        // Another viewer is not capped.
+        ad_from(&app, &format!("slot=top&viewer=w-{u}&advertiser={u}")).await;
+        app.stop().await;
+    }
+);
+
+/// How many of `u`'s campaigns the display service holds (it serves the
+/// advertiser's list once read; before that, the pool).
+async fn app_pool_size(app: &App, u: &str) -> usize {
+    let mut ids = std::collections::HashSet::new();
+    for _ in 0..20 {
+        let res = app
+            .http
+            .get(format!("{}/ads?slot=probe&advertiser={u}", app.display))
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 200 {
+            let ad: Value = res.json().await.unwrap();
+            ids.insert(ad["campaign_id"].as_str().unwrap().to_owned());
+        }
+    }
+    ids.len()
+}

@@ -3,6 +3,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use walletctl_core::ads::assets::Asset;
 use walletctl_core::ads::model::{Budget, Creative, Pricing, Schedule};
 use walletctl_core::ads::{Campaign, CampaignInput, Changes, Created, NewCampaign, Update};
 use walletctl_core::billing::{CampaignBilling, EventRecord};
@@ -232,6 +233,49 @@ pub(super) async fn billing(
     let totals = store.campaign_billing(id.as_str()).await?;
     let events = store.ad_events(id.as_str(), i64::from(limit)).await?;
     Ok(Json(BillingView { totals, events }).into_response())
+}
+
+/// An uploaded asset, now the campaign's image.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct Uploaded {
+    /// The SHA-256 of the bytes: the asset's name.
+    asset_id: String,
+    /// Its media type.
+    content_type: String,
+    /// Its size in bytes.
+    size: usize,
+    /// The campaign after the change.
+    campaign: Campaign,
+}
+
+#[utoipa::path(post, path = "/campaigns/{campaign_id}/asset", tag = "campaigns", security(("bearer" = [])),
+    description = "Uploads an image (PNG, JPEG, GIF or WebP, at most 1 MiB; the body is the image, the Content-Type its type) and makes it the campaign's creative image. It is named by the SHA-256 of its bytes and served by the display service at /assets/{asset_id}, cacheable forever. Uploading the same image again changes nothing. Scope: campaigns_write.",
+    params(("campaign_id" = String, Path, description = "1-64 characters of A-Z a-z 0-9 _ - .", pattern = r"^[A-Za-z0-9_.\-]{1,64}$")),
+    request_body(content = Vec<u8>, content_type = "image/png", description = "The image's bytes"),
+    responses((status = 200, description = "Stored", body = Uploaded),
+        (status = 409, description = "campaign_ended", body = ErrorBody),
+        (status = 413, description = "Larger than 1 MiB", body = ErrorBody),
+        Errors))]
+pub(super) async fn upload_asset(
+    State(state): State<AppState>,
+    caller: Caller,
+    CampaignPath(id): CampaignPath,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::CampaignsWrite)?;
+    let declared = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let asset = Asset::parse(declared, body.to_vec()).map_err(ApiError::invalid)?;
+    let campaign = state.ads.upload_asset(&id, &asset).await?;
+    Ok(Json(Uploaded {
+        asset_id: asset.id,
+        content_type: asset.content_type,
+        size: asset.bytes.len(),
+        campaign,
+    })
+    .into_response())
 }
 
 #[utoipa::path(get, path = "/campaign/{campaign_id}", tag = "campaigns", security(("bearer" = [])),

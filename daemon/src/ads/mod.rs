@@ -15,7 +15,7 @@ use crate::wallet::BearerAuth;
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "walletctl advertising management", description = "Campaigns: create, list, read, pause, resume, change. See docs/api.md."),
-    paths(handlers::create, handlers::pool, handlers::list, handlers::get, handlers::billing, handlers::update),
+    paths(handlers::create, handlers::pool, handlers::list, handlers::get, handlers::billing, handlers::update, handlers::upload_asset),
     components(schemas(crate::http::error::ErrorBody, crate::http::error::ErrorDetail, handlers::Which)),
     modifiers(&BearerAuth)
 )]
@@ -28,6 +28,12 @@ pub fn routes() -> Router<AppState> {
         .route("/campaigns", post(handlers::create).get(handlers::pool))
         .route("/campaigns/{id}", get(handlers::list))
         .route("/campaigns/{id}/update", post(handlers::update))
+        .route(
+            "/campaigns/{id}/asset",
+            post(handlers::upload_asset).layer(axum::extract::DefaultBodyLimit::max(
+                walletctl_core::ads::assets::MAX_ASSET_BYTES,
+            )),
+        )
         .route("/campaign/{id}", get(handlers::get))
         .route("/campaign/{id}/billing", get(handlers::billing))
         .route(

@@ -4,6 +4,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use walletctl_core::ads::Campaign;
+use walletctl_core::ads::assets::Asset;
 use walletctl_core::display::{AdEvent, AdEventKind, Claims, TokenError, parse_label, pick};
 use walletctl_core::domain::UserId;
 use walletctl_core::events::{Record, topic};
@@ -330,4 +331,78 @@ pub(super) async fn demo(ApiQuery(q): ApiQuery<AdQuery>) -> Result<Response, Api
         src.push_str(&format!("&advertiser={a}"));
     }
     Ok(html(page::demo(&src)))
+}
+
+#[utoipa::path(get, path = "/assets/{asset_id}", tag = "display",
+    description = "An uploaded asset, the origin a CDN fronts: immutable, named by the SHA-256 of its bytes, with an ETag; If-None-Match answers 304.",
+    params(("asset_id" = String, Path, description = "64 lowercase hex digits")),
+    responses((status = 200, description = "The image"), (status = 304, description = "Not modified"),
+        (status = 404, description = "asset_not_found", body = crate::http::error::ErrorBody)))]
+pub(super) async fn asset(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "asset_not_found",
+            "no asset with this name",
+        )
+    };
+    if !Asset::valid_id(&name) {
+        return Err(not_found());
+    }
+    let etag = format!("\"{name}\"");
+    let cached = [
+        (
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=31536000, immutable"),
+        ),
+        (
+            header::ETAG,
+            HeaderValue::from_str(&etag).map_err(ApiError::internal)?,
+        ),
+    ];
+    let matches = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            let t = t.trim();
+            t == "*" || t.trim_start_matches("W/") == etag
+        });
+    let asset = match state.display.assets.get(&name).await {
+        Some(a) => a,
+        None => {
+            let found = state
+                .backends
+                .campaigns
+                .get_asset(&name)
+                .await
+                .map_err(walletctl_core::ads::AdsError::Store)?
+                .ok_or_else(not_found)?;
+            let a = std::sync::Arc::new(found);
+            state.display.assets.insert(name.clone(), a.clone()).await;
+            a
+        }
+    };
+    metrics::counter!("display_asset_requests_total", "result" => if matches { "not_modified" } else { "served" }).increment(1);
+    if matches {
+        return Ok((StatusCode::NOT_MODIFIED, cached).into_response());
+    }
+    let content_type = HeaderValue::from_str(&asset.content_type).map_err(ApiError::internal)?;
+    Ok((
+        cached,
+        [
+            (header::CONTENT_TYPE, content_type),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        asset.bytes.clone(),
+    )
+        .into_response())
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
+use walletctl_core::ads::assets::Asset;
 use walletctl_core::display::Signer;
 use walletctl_core::display::frequency::FrequencyCap;
 
@@ -34,6 +35,16 @@ pub struct Display {
     pub candidates: Candidates,
     /// The per-viewer cap, if configured.
     pub cap: Option<FrequencyCap>,
+    /// Assets served recently (they never change), up to 64 MiB.
+    pub assets: moka::future::Cache<String, Arc<Asset>>,
+}
+
+/// The in-process asset cache of the display service.
+pub fn asset_cache() -> moka::future::Cache<String, Arc<Asset>> {
+    moka::future::Cache::builder()
+        .weigher(|_, a: &Arc<Asset>| u32::try_from(a.bytes.len()).unwrap_or(u32::MAX))
+        .max_capacity(64 * 1024 * 1024)
+        .build()
 }
 
 /// The display routes.
@@ -44,4 +55,5 @@ pub fn routes() -> Router<AppState> {
         .route("/c/{token}", get(handlers::click))
         .route("/embed", get(handlers::embed))
         .route("/demo", get(handlers::demo))
+        .route("/assets/{name}", get(handlers::asset))
 }

@@ -11,6 +11,8 @@ use async_trait::async_trait;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
+use crate::ads::assets::Asset;
+
 use super::{CampaignStore, CampaignStoreError, Inserted, MigrateReport};
 use crate::ads::model::Campaign;
 use crate::domain::{CampaignId, UserId};
@@ -193,6 +195,35 @@ impl CampaignStore for EmbeddedCampaigns {
             .await
             .map_err(err)?;
         Ok(())
+    }
+
+    async fn put_asset(&self, asset: &Asset) -> Result<(), CampaignStoreError> {
+        sqlx::query(
+            "INSERT INTO assets (id, content_type, bytes, created_at_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&asset.id)
+        .bind(&asset.content_type)
+        .bind(&asset.bytes)
+        .bind(crate::now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn get_asset(&self, id: &str) -> Result<Option<Asset>, CampaignStoreError> {
+        let row = sqlx::query_as::<_, (String, Vec<u8>)>(
+            "SELECT content_type, bytes FROM assets WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(row.map(|(content_type, bytes)| Asset {
+            id: id.to_owned(),
+            content_type,
+            bytes,
+        }))
     }
 
     fn kind(&self) -> &'static str {

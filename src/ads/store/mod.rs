@@ -11,6 +11,7 @@ use async_trait::async_trait;
 pub use embedded::EmbeddedCampaigns;
 pub use mongo::MongoCampaigns;
 
+use super::assets::Asset;
 use super::model::Campaign;
 use crate::domain::{CampaignId, UserId};
 
@@ -80,6 +81,10 @@ pub trait CampaignStore: Send + Sync {
         user: &UserId,
         version: i64,
     ) -> Result<(), CampaignStoreError>;
+    /// Stores an asset; storing the same asset again changes nothing.
+    async fn put_asset(&self, asset: &Asset) -> Result<(), CampaignStoreError>;
+    /// An asset by id.
+    async fn get_asset(&self, id: &str) -> Result<Option<Asset>, CampaignStoreError>;
     /// Checks the store answers.
     async fn ping(&self) -> Result<(), CampaignStoreError>;
     /// `mongodb` or `embedded_campaigns`.

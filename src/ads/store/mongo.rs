@@ -11,6 +11,8 @@ use mongodb::error::{Error, ErrorKind, WriteFailure};
 use mongodb::options::IndexOptions;
 use mongodb::{Collection, IndexModel};
 
+use crate::ads::assets::Asset;
+
 use super::{CampaignStore, CampaignStoreError, Inserted, MigrateReport};
 use crate::ads::model::Campaign;
 use crate::domain::{CampaignId, UserId};
@@ -56,6 +58,15 @@ impl MongoCampaigns {
     /// Campaigns in the handle's database.
     pub fn new(mongo: MongoHandle) -> MongoCampaigns {
         MongoCampaigns { mongo }
+    }
+
+    /// Uploaded assets: the GridFS bucket `assets`, file id = asset id.
+    fn assets(&self) -> mongodb::gridfs::GridFsBucket {
+        self.mongo.db().gridfs_bucket(
+            mongodb::options::GridFsBucketOptions::builder()
+                .bucket_name("assets".to_owned())
+                .build(),
+        )
     }
 
     fn coll(&self) -> Collection<Document> {
@@ -238,6 +249,69 @@ impl CampaignStore for MongoCampaigns {
             Err(e) if is_duplicate(&e) => Ok(()),
             Err(e) => Err(err(e)),
         }
+    }
+
+    async fn put_asset(&self, asset: &Asset) -> Result<(), CampaignStoreError> {
+        use futures::io::AsyncWriteExt;
+        let bucket = self.assets();
+        let id = mongodb::bson::Bson::String(asset.id.clone());
+        if bucket
+            .find_one(doc! { "_id": &asset.id })
+            .await
+            .map_err(err)?
+            .is_some()
+        {
+            return Ok(()); // the same bytes, stored before
+        }
+        let mut up = bucket
+            .open_upload_stream(&asset.id)
+            .id(id)
+            .metadata(doc! { "content_type": &asset.content_type })
+            .await
+            .map_err(err)?;
+        let written = async {
+            up.write_all(&asset.bytes).await?;
+            up.close().await
+        }
+        .await;
+        match written {
+            Ok(()) => Ok(()),
+            // A concurrent upload of the same bytes got there first.
+            Err(_)
+                if bucket
+                    .find_one(doc! { "_id": &asset.id })
+                    .await
+                    .map_err(err)?
+                    .is_some() =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(CampaignStoreError::Other(format!("storing asset: {e}"))),
+        }
+    }
+
+    async fn get_asset(&self, id: &str) -> Result<Option<Asset>, CampaignStoreError> {
+        use futures::io::AsyncReadExt;
+        let bucket = self.assets();
+        let Some(file) = bucket.find_one(doc! { "_id": id }).await.map_err(err)? else {
+            return Ok(None);
+        };
+        let content_type = file
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get_str("content_type").ok())
+            .unwrap_or("application/octet-stream")
+            .to_owned();
+        let mut down = bucket.open_download_stream(file.id).await.map_err(err)?;
+        let mut bytes = Vec::with_capacity(file.length as usize);
+        down.read_to_end(&mut bytes)
+            .await
+            .map_err(|e| CampaignStoreError::Other(format!("reading asset: {e}")))?;
+        Ok(Some(Asset {
+            id: id.to_owned(),
+            content_type,
+            bytes,
+        }))
     }
 
     async fn ping(&self) -> Result<(), CampaignStoreError> {
