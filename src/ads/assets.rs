@@ -115,6 +115,6 @@ mod tests {
             "content-type"
         );
         assert!(Asset::parse(None, b"<svg onload=alert(1)>".to_vec()).is_err());
-        assert!(Asset::parse(None, vec![0xff, 0xd8, 0xff].repeat(400_000)).is_err());
+        assert!(Asset::parse(None, [0xff, 0xd8, 0xff].repeat(400_000)).is_err());
     }
 }
