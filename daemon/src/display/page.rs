@@ -24,7 +24,7 @@ pub fn frame(ad: Option<&super::handlers::AdAnswer>) -> String {
     let body = match ad {
         None => "<!-- no ad -->".to_owned(),
         Some(ad) => format!(
-            r#"<a id="ad" href="{click}" target="_top" rel="noopener"><img id="creative" src="{asset}" alt="{title}"><span id="title">{title}</span></a><img id="pixel" src="{imp}" width="1" height="1" alt="">"#,
+            r#"<a id="ad" href="{click}" target="_top" rel="noopener"><img id="creative" src="{asset}" alt="{title}"><span id="title">{title}</span><small id="label">Ad</small></a><img id="pixel" src="{imp}" width="1" height="1" alt="">"#,
             click = escape(&ad.click_url),
             asset = escape(&ad.creative.asset_url),
             title = escape(&ad.creative.title),
