@@ -119,7 +119,8 @@ impl Signer {
         else {
             return Err(TokenError::Malformed);
         };
-        let tag = B64.decode(tag).map_err(|_| TokenError::Malformed)?;
+        // Past its shape, anything that does not verify is forged.
+        let tag = B64.decode(tag).map_err(|_| TokenError::Forged)?;
         let (_, mac) = self
             .keys
             .iter()

@@ -42,11 +42,19 @@ async fn driver() -> Driver {
         .stderr(Stdio::null())
         .spawn()
         .expect("chromedriver (Debian's chromium-driver; scripts/test installs it)");
-    let url = format!("http://127.0.0.1:{port}");
+    let driver = Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
     let http = reqwest::Client::new();
     for _ in 0..200 {
-        if http.get(format!("{url}/status")).send().await.is_ok() {
-            return Driver { child, url };
+        if http
+            .get(format!("{}/status", driver.url))
+            .send()
+            .await
+            .is_ok()
+        {
+            return driver;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

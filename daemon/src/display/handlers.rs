@@ -28,10 +28,13 @@ const PIXEL: &[u8] = &[
 #[into_params(parameter_in = Query)]
 pub(super) struct AdQuery {
     /// The publisher's slot: 1-64 characters of `A-Z a-z 0-9 _ - . :`.
+    #[param(pattern = r"^[A-Za-z0-9_.:\-]{1,64}$")]
     slot: String,
     /// The viewer, for the frequency cap: 1-64 characters of `A-Z a-z 0-9 _ - . :`.
+    #[param(pattern = r"^[A-Za-z0-9_.:\-]{1,64}$")]
     viewer: Option<String>,
-    /// Only this advertiser's campaigns.
+    /// Only this advertiser's campaigns: 1-64 characters of `A-Z a-z 0-9 _ - .`.
+    #[param(pattern = r"^[A-Za-z0-9_.\-]{1,64}$")]
     advertiser: Option<String>,
 }
 
@@ -237,7 +240,7 @@ async fn publish(state: &AppState, claims: &Claims) -> Result<(), ApiError> {
 
 #[utoipa::path(get, path = "/i/{token}", tag = "display",
     description = "Records an impression (once per decision, however often it is fetched). A 1×1 GIF when the client accepts images, else 204.",
-    params(("token" = String, Path, description = "The signed token from impression_url")),
+    params(("token" = String, Path, description = "The signed token from impression_url", pattern = r"^[A-Za-z0-9_\-]{1,16}\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+$")),
     responses((status = 204, description = "Recorded"), (status = 200, description = "Recorded (a 1×1 GIF)"),
         (status = 400, description = "invalid_token", body = crate::http::error::ErrorBody),
         (status = 403, description = "forged_token", body = crate::http::error::ErrorBody),
@@ -262,7 +265,7 @@ pub(super) async fn impression(
 
 #[utoipa::path(get, path = "/c/{token}", tag = "display",
     description = "Records a click (once per decision) and redirects to the landing page. If the event log is down the viewer is still redirected; the click is then not billed.",
-    params(("token" = String, Path, description = "The signed token from click_url")),
+    params(("token" = String, Path, description = "The signed token from click_url", pattern = r"^[A-Za-z0-9_\-]{1,16}\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+$")),
     responses((status = 302, description = "To the landing page"),
         (status = 400, description = "invalid_token", body = crate::http::error::ErrorBody),
         (status = 403, description = "forged_token", body = crate::http::error::ErrorBody),
@@ -305,7 +308,8 @@ fn html(body: String) -> Response {
 #[utoipa::path(get, path = "/embed", tag = "display",
     description = "An HTML frame with one ad for a publisher's <iframe>: the creative linked to the click URL, and the impression pixel. Empty when nothing can be served.",
     params(AdQuery),
-    responses((status = 200, description = "The frame", content_type = "text/html")))]
+    responses((status = 200, description = "The frame", content_type = "text/html"),
+        (status = 400, description = "A bad query", body = crate::http::error::ErrorBody)))]
 pub(super) async fn embed(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<AdQuery>,
@@ -320,7 +324,8 @@ pub(super) async fn embed(
 #[utoipa::path(get, path = "/demo", tag = "display",
     description = "A demo publisher page with one ad slot framed from /embed (the same query).",
     params(AdQuery),
-    responses((status = 200, description = "The page", content_type = "text/html")))]
+    responses((status = 200, description = "The page", content_type = "text/html"),
+        (status = 400, description = "A bad query", body = crate::http::error::ErrorBody)))]
 pub(super) async fn demo(ApiQuery(q): ApiQuery<AdQuery>) -> Result<Response, ApiError> {
     let req = parse(q)?;
     let mut src = format!("/embed?slot={}", req.slot);
@@ -335,7 +340,7 @@ pub(super) async fn demo(ApiQuery(q): ApiQuery<AdQuery>) -> Result<Response, Api
 
 #[utoipa::path(get, path = "/assets/{asset_id}", tag = "display",
     description = "An uploaded asset, the origin a CDN fronts: immutable, named by the SHA-256 of its bytes, with an ETag; If-None-Match answers 304.",
-    params(("asset_id" = String, Path, description = "64 lowercase hex digits")),
+    params(("asset_id" = String, Path, description = "64 lowercase hex digits", pattern = r"^[0-9a-f]{64}$")),
     responses((status = 200, description = "The image"), (status = 304, description = "Not modified"),
         (status = 404, description = "asset_not_found", body = crate::http::error::ErrorBody)))]
 pub(super) async fn asset(

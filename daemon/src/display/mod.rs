@@ -47,13 +47,55 @@ pub fn asset_cache() -> moka::future::Cache<String, Arc<Asset>> {
         .build()
 }
 
+/// The display service's OpenAPI document, served at `/openapi.json` on its
+/// port and kept in `docs/openapi-display.json`.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "walletctl ad display",
+        description = "Ad decisions, impression and click URLs, the embeddable frame, and asset origin. No token needed. See docs/api.md."
+    ),
+    paths(
+        handlers::decide,
+        handlers::impression,
+        handlers::click,
+        handlers::embed,
+        handlers::demo,
+        handlers::asset
+    ),
+    components(schemas(crate::http::error::ErrorBody, crate::http::error::ErrorDetail))
+)]
+pub struct ApiDoc;
+
 /// The display routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route(
+            "/openapi.json",
+            get(|| async { axum::Json(<ApiDoc as utoipa::OpenApi>::openapi()) }),
+        )
         .route("/ads", get(handlers::decide))
         .route("/i/{token}", get(handlers::impression))
         .route("/c/{token}", get(handlers::click))
         .route("/embed", get(handlers::embed))
         .route("/demo", get(handlers::demo))
         .route("/assets/{name}", get(handlers::asset))
+}
+
+#[cfg(test)]
+mod tests {
+    /// `docs/openapi-display.json` is the display API's published contract.
+    #[test]
+    fn the_committed_display_openapi_document_matches_the_code() {
+        let doc = crate::http::openapi_snapshot(
+            <super::ApiDoc as utoipa::OpenApi>::openapi(),
+            "openapi-display.json",
+        );
+        for route in ["/ads", "/i/{token}", "/c/{token}", "/assets/{asset_id}"] {
+            assert!(
+                doc.contains(&format!("\"{route}\"")),
+                "{route} is documented"
+            );
+        }
+    }
 }

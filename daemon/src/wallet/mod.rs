@@ -62,18 +62,9 @@ mod tests {
     /// code. Regenerate with `UPDATE_SNAPSHOTS=1 cargo test -p walletctl-daemon`.
     #[test]
     fn the_committed_openapi_document_matches_the_code() {
-        let doc = <super::ApiDoc as utoipa::OpenApi>::openapi()
-            .to_pretty_json()
-            .expect("serialisable")
-            + "\n";
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json");
-        if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-            std::fs::write(path, &doc).expect("write docs/openapi.json");
-        }
-        let committed = std::fs::read_to_string(path).unwrap_or_default();
-        assert!(
-            committed == doc,
-            "docs/openapi.json is out of date; run UPDATE_SNAPSHOTS=1 cargo test -p walletctl-daemon and review the diff"
+        let doc = crate::http::openapi_snapshot(
+            <super::ApiDoc as utoipa::OpenApi>::openapi(),
+            "openapi.json",
         );
         for route in [
             "/wallet/{user_id}/deduct",
@@ -83,15 +74,6 @@ mod tests {
             assert!(
                 doc.contains(&format!("\"{route}\"")),
                 "{route} is documented"
-            );
-        }
-        // Every reference resolves to a schema in the document.
-        let value: serde_json::Value = serde_json::from_str(&doc).expect("valid JSON");
-        for part in doc.split("\"#/components/schemas/").skip(1) {
-            let name = part.split('"').next().unwrap_or_default();
-            assert!(
-                value["components"]["schemas"][name].is_object(),
-                "dangling $ref to {name}"
             );
         }
     }
