@@ -9,6 +9,7 @@ use tabled::Tabled;
 
 use walletctl_core::Backends;
 use walletctl_core::ads::AdsService;
+use walletctl_core::ads::assets::ImageType;
 use walletctl_core::ads::wallet_client::{BalanceError, Balances};
 use walletctl_core::domain::UserId;
 
@@ -78,6 +79,34 @@ pub enum Cmd {
         #[command(flatten)]
         out: OutputOpts,
     },
+    /// Upload an image (PNG, JPEG, GIF or WebP, at most 1 MiB) as a campaign's creative.
+    ///
+    /// The image is named by the SHA-256 of its bytes and served by the
+    /// display service at /assets/{asset_id} (behind display.cdn_base_url),
+    /// cacheable forever. Uploading the same file again changes nothing.
+    Asset {
+        /// The campaign id.
+        campaign: String,
+        /// The image file.
+        file: PathBuf,
+        #[command(flatten)]
+        conn: AdsConn,
+        #[command(flatten)]
+        out: OutputOpts,
+    },
+    /// Show a campaign's billing: what its impressions and clicks cost, and
+    /// each ad event billed or refused (with the reason).
+    Billing {
+        /// The campaign id.
+        campaign: String,
+        /// How many events to list, oldest first (1-1000).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        #[command(flatten)]
+        conn: AdsConn,
+        #[command(flatten)]
+        out: OutputOpts,
+    },
     /// Rebuild the active-campaign cache (Redis, or memory) from the campaign store.
     ///
     /// Reports every difference found: active campaigns missing from the
@@ -136,6 +165,43 @@ fn row(c: &Value) -> Row {
     }
 }
 
+#[derive(Tabled)]
+struct AssetRow {
+    campaign_id: String,
+    asset_id: String,
+    content_type: String,
+    size: i64,
+}
+
+#[derive(Tabled)]
+struct BillingRow {
+    campaign_id: String,
+    impressions: i64,
+    clicks: i64,
+    spent: i64,
+    unbilled: i64,
+}
+
+#[derive(Tabled)]
+struct EventRow {
+    event_id: String,
+    kind: String,
+    status: String,
+    amount: i64,
+    reason: String,
+}
+
+fn event_row(e: &Value) -> EventRow {
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    EventRow {
+        event_id: s(&e["event_id"]),
+        kind: s(&e["kind"]),
+        status: s(&e["status"]),
+        amount: e["amount"].as_i64().unwrap_or_default(),
+        reason: s(&e["reason"]),
+    }
+}
+
 fn client(g: &GlobalOpts, conn: &AdsConn) -> anyhow::Result<Client> {
     Client::of(g, conn.ads_url.clone(), conn.token.clone(), |c| {
         c.listen.ads
@@ -185,6 +251,72 @@ pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
             print(out.format, &v, [row(&v)])
         }
         Cmd::Sync { dry_run, out } => sync(g, dry_run, out).await,
+        Cmd::Asset {
+            campaign,
+            file,
+            conn,
+            out,
+        } => {
+            let bytes = std::fs::read(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let kind = ImageType::sniff(&bytes).ok_or_else(|| {
+                crate::UsageError(format!(
+                    "{} is not a PNG, JPEG, GIF or WebP image",
+                    file.display()
+                ))
+            })?;
+            let c = client(g, &conn)?;
+            let (http, base, token) = c.parts();
+            let req = http
+                .post(format!("{base}/campaigns/{campaign}/asset"))
+                .bearer_auth(token)
+                .header("content-type", kind.mime())
+                .body(bytes);
+            let (_, v) = Client::send_with_status(req).await?;
+            print(
+                out.format,
+                &v,
+                [AssetRow {
+                    campaign_id: campaign,
+                    asset_id: v["asset_id"].as_str().unwrap_or_default().to_owned(),
+                    content_type: v["content_type"].as_str().unwrap_or_default().to_owned(),
+                    size: v["size"].as_i64().unwrap_or_default(),
+                }],
+            )
+        }
+        Cmd::Billing {
+            campaign,
+            limit,
+            conn,
+            out,
+        } => {
+            let v = client(g, &conn)?
+                .get(&format!("/campaign/{campaign}/billing?limit={limit}"))
+                .await?;
+            let t = &v["totals"];
+            let n = |v: &Value| v.as_i64().unwrap_or_default();
+            print(
+                out.format,
+                &v,
+                [BillingRow {
+                    campaign_id: campaign,
+                    impressions: n(&t["impressions"]),
+                    clicks: n(&t["clicks"]),
+                    spent: n(&t["spent"]),
+                    unbilled: n(&t["unbilled"]),
+                }],
+            )?;
+            if out.format == crate::output::Format::Table {
+                let events: Vec<EventRow> = v["events"]
+                    .as_array()
+                    .map(|a| a.iter().map(event_row).collect())
+                    .unwrap_or_default();
+                if !events.is_empty() {
+                    println!("{}", tabled::Table::new(events));
+                }
+            }
+            Ok(())
+        }
         Cmd::Pause {
             campaign,
             conn,

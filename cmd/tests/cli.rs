@@ -637,3 +637,82 @@ async fn campaigns_sync_reports_and_repairs_the_redis_cache() {
         .unwrap();
     assert!(exists, "the missing campaign is cached again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn campaign_assets_upload_and_billing_shows_charged_events() {
+    let env = TestEnv::new(Mode::Embedded).await;
+    let app = env.spawn().await;
+    let cli = Cli {
+        env: &env,
+        app: &app,
+    };
+    let file = env.config.data_dir.join("c.json");
+    std::fs::write(
+        &file,
+        serde_json::json!({
+            "campaign_id": "cli-2", "user_id": "emil", "name": "Boots",
+            "pricing": {"model": "cpc", "price": 300}, "budget": {"lifetime": 9000, "daily": null},
+            "creative": {"title": "Boots", "asset_url": "https://cdn.example/t.png", "landing_url": "https://t.example/"}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    cli.json(&["wallet", "create", "emil", "--region", "SOUTH_EAST", "-o", "json"]);
+    cli.json(&["wallet", "credit", "emil", "1000", "-o", "json"]);
+    cli.json(&["campaigns", "create", file.to_str().unwrap(), "-o", "json"]);
+
+    // Not an image: refused before anything is sent, exit code 2.
+    let out = cli.run(&["campaigns", "asset", "cli-2", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a PNG"));
+    let png = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/creative.png"
+    );
+    let up = cli.json(&["campaigns", "asset", "cli-2", png, "-o", "json"]);
+    let asset = up["asset_id"].as_str().unwrap();
+    assert_eq!(
+        (asset.len(), up["content_type"].as_str()),
+        (64, Some("image/png"))
+    );
+    assert_eq!(up["campaign"]["creative"]["asset_id"], asset);
+
+    // One click, billed at the CPC.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let ad: Value = loop {
+        let res = http
+            .get(format!("{}/ads?slot=s&advertiser=emil", app.display))
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 200 {
+            break res.json().await.unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let res = http
+        .get(ad["click_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302);
+    let billing = loop {
+        let b = cli.json(&["campaigns", "billing", "cli-2", "-o", "json"]);
+        if b["events"].as_array().is_some_and(|e| !e.is_empty()) {
+            break b;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(billing["totals"]["spent"], 300);
+    assert_eq!(billing["events"][0]["status"], "billed");
+    let table = cli.run(&["campaigns", "billing", "cli-2"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("click") && table.contains("billed"),
+        "{table}"
+    );
+    app.stop().await;
+}
