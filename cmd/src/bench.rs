@@ -83,6 +83,44 @@ pub enum Cmd {
         #[command(flatten)]
         out: OutputOpts,
     },
+    /// Ad decisions against a trivial axum endpoint answering 204, with the same load in
+    /// the same run; then impressions from beacon to charged ledger entry.
+    ///
+    /// Seeds CAMPAIGNS funded CPM campaigns, waits until the display service serves them
+    /// all (the pool is warm), runs CONCURRENCY connections for SECONDS against each, then
+    /// fires IMPRESSIONS beacons and waits until billing has recorded every one. Needs the
+    /// three services running, and this process configured like them (it reads the store).
+    Display {
+        /// Active campaigns to seed.
+        #[arg(long, default_value_t = 100)]
+        campaigns: u32,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// How long each load runs, in seconds.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Impressions to fire and bill.
+        #[arg(long, default_value_t = 5_000)]
+        impressions: u64,
+        #[command(flatten)]
+        conn: ConnOpts,
+        /// Ads management service URL. Default: http:// plus [listen] ads.
+        #[arg(long, env = "WALLETCTL_ADS_URL")]
+        ads_url: Option<String>,
+        /// Ad display service URL. Default: http:// plus [listen] display.
+        #[arg(long)]
+        display_url: Option<String>,
+        #[command(flatten)]
+        out: OutputOpts,
+    },
+    /// The baseline of `bench display`: serves GET / with 204 and prints its address.
+    #[command(hide = true)]
+    NoopServer {
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+    },
     /// Ingest rate: publish EVENTS new campaigns to campaign_created and time until the
     /// running ads service has stored them all.
     Ingest {
@@ -195,6 +233,30 @@ pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
             out,
         } => crate::bench_ads::pause(g, runs, conn, ads_url, out).await,
         Cmd::Ingest { events, out } => crate::bench_ads::ingest(g, events, out).await,
+        Cmd::Display {
+            campaigns,
+            concurrency,
+            seconds,
+            impressions,
+            conn,
+            ads_url,
+            display_url,
+            out,
+        } => {
+            crate::bench_display::display(
+                g,
+                campaigns,
+                concurrency,
+                seconds,
+                impressions,
+                conn,
+                ads_url,
+                display_url,
+                out,
+            )
+            .await
+        }
+        Cmd::NoopServer { listen } => crate::bench_display::noop_server(&listen).await,
         Cmd::Deduct {
             users,
             prefix,

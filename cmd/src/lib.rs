@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod bench;
 pub mod bench_ads;
+pub mod bench_display;
 pub mod campaigns;
 pub mod client;
 pub mod config_cmd;

@@ -657,7 +657,15 @@ async fn campaign_assets_upload_and_billing_shows_charged_events() {
         .to_string(),
     )
     .unwrap();
-    cli.json(&["wallet", "create", "emil", "--region", "SOUTH_EAST", "-o", "json"]);
+    cli.json(&[
+        "wallet",
+        "create",
+        "emil",
+        "--region",
+        "SOUTH_EAST",
+        "-o",
+        "json",
+    ]);
     cli.json(&["wallet", "credit", "emil", "1000", "-o", "json"]);
     cli.json(&["campaigns", "create", file.to_str().unwrap(), "-o", "json"]);
 
