@@ -1,19 +1,12 @@
-//! Charging an ad event exactly once, in one SQL transaction:
+//! Charging ad events exactly once: a batch of events in one SQL
+//! transaction, one commit (see [`Store::bill_batch`] for the steps). The
+//! campaigns' counters rows are locked first, so one campaign's events are
+//! billed one at a time whatever the number of billing workers; an event
+//! seen before is answered from its record; the charges go through the
+//! wallet's own money path on the same connection, as `ad_charge` entries
+//! with idempotency keys `ad:{event_id}` of the `billing` caller.
 //!
-//! 1. the campaign's counters row is created if new, then locked (a no-op
-//!    `UPDATE … RETURNING`, which takes the row lock on PostgreSQL and the
-//!    write lock on SQLite), so one campaign's events are billed one at a
-//!    time whatever the number of billing workers;
-//! 2. the event's row is looked up: an event billed before is answered from
-//!    it, with nothing changed (redelivery, replay, a repeated beacon);
-//! 3. the price and budgets decide the charge ([`rules::decide`]);
-//! 4. the charge goes through the wallet's own money path in the same
-//!    transaction, as an `ad_charge` entry with idempotency key
-//!    `ad:{event_id}` under the `billing` caller; the wallet refuses what it
-//!    cannot pay;
-//! 5. the counters and the event's row are written.
-//!
-//! One commit covers the wallet, the ledger, the outbox and the billing
+//! One commit covers the wallets, the ledger, the outbox and the billing
 //! rows: no crash can charge without recording or record without charging.
 
 use serde::Serialize;
@@ -24,7 +17,9 @@ use crate::display::AdEvent;
 use crate::domain::{IdempotencyKey, UserId};
 use crate::now_ms;
 use crate::platform::sql::{Store, StoreError, in_tx};
-use crate::wallet::{EntryKind, MoneyCommand, MoneyConn, Refusal};
+use crate::wallet::rules as wallet_rules;
+use crate::wallet::{EntryKind, MoneyCommand, MoneyConn, Outcome};
+use std::collections::{BTreeMap, HashMap};
 
 /// Whether an event was charged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -139,118 +134,205 @@ fn record_from(r: EventRow) -> EventRecord {
     }
 }
 
+/// `$from, $from+1, …` for `n` values.
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Event rows inserted per statement.
+const INSERT_CHUNK: usize = 100;
+
 impl Store {
-    /// Bills one ad event exactly once (see the module's steps). `terms` is
-    /// the campaign's, or `None` if it does not exist (recorded unbilled).
+    /// Bills one ad event; see [`Store::bill_batch`].
     pub async fn bill(&self, event: &AdEvent, terms: Option<&Terms>) -> Result<Billed, StoreError> {
+        self.bill_batch(&[(event.clone(), terms.copied())])
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Failed("no answer for an ad event".into()))
+    }
+
+    /// Bills ad events exactly once, in one transaction and one commit, in
+    /// order; each with its campaign's terms (`None`: the campaign does not
+    /// exist, recorded unbilled). One answer per event, in order.
+    ///
+    /// 1. the campaigns' counters rows are created if new and locked, in
+    ///    campaign-id order;
+    /// 2. events recorded before (or earlier in the batch) are answered from
+    ///    their records: nothing changes (redelivery, replay, repeats);
+    /// 3. the advertisers' wallets are locked, in user-id order, and their
+    ///    balances read: counters before wallets, each in id order, so two
+    ///    billing transactions never wait on each other in a cycle, and a
+    ///    wallet request (which locks one wallet) never waits on billing
+    ///    while billing waits on it;
+    /// 4. each new event is priced in order ([`rules::decide`]) against its
+    ///    campaign's running counters and its wallet's running balance;
+    /// 5. the charges go through the wallet's money path on this connection
+    ///    (`ad_charge` entries, keys `ad:{event_id}` of caller `billing`),
+    ///    one call per advertiser; each must be applied as decided in 4;
+    /// 6. the counters and the events' records are written.
+    pub async fn bill_batch(
+        &self,
+        events: &[(AdEvent, Option<Terms>)],
+    ) -> Result<Vec<Billed>, StoreError> {
         let now = now_ms();
         let today = rules::day_of(now);
-        let user = UserId::parse(&event.user_id)
-            .map_err(|e| StoreError::Failed(format!("ad event {}: {e}", event.event_id)))?;
-        let key = IdempotencyKey::parse(&format!("ad:{}", event.event_id))
-            .map_err(|e| StoreError::Failed(format!("ad event {}: {e}", event.event_id)))?;
+        let bad = |e: &AdEvent, why: String| {
+            StoreError::Failed(format!("ad event {}: {why}", e.event_id))
+        };
+        let mut parsed = Vec::with_capacity(events.len());
+        for (e, _) in events {
+            let user = UserId::parse(&e.user_id).map_err(|x| bad(e, x.to_string()))?;
+            let key = IdempotencyKey::parse(&format!("ad:{}", e.event_id))
+                .map_err(|x| bad(e, x.to_string()))?;
+            parsed.push((user, key));
+        }
+        let mut campaigns: Vec<(&str, &str)> = events
+            .iter()
+            .map(|(e, _)| (e.campaign_id.as_str(), e.user_id.as_str()))
+            .collect();
+        campaigns.sort_unstable();
+        campaigns.dedup_by(|a, b| a.0 == b.0);
+        let mut users: Vec<&str> = events.iter().map(|(e, _)| e.user_id.as_str()).collect();
+        users.sort_unstable();
+        users.dedup();
+        let mut ids: Vec<&str> = events.iter().map(|(e, _)| e.event_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
         let lock_sql = format!(
             "UPDATE ad_billing SET updated_at_ms = updated_at_ms WHERE campaign_id = $1 RETURNING {COUNTER_COLUMNS}"
         );
-        let find_sql = format!("SELECT {EVENT_COLUMNS} FROM ad_events WHERE event_id = $1");
+        let find_sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM ad_events WHERE event_id IN ({})",
+            placeholders(1, ids.len())
+        );
         let (billed, changed) = in_tx!(self, money, |tx| {
-            sqlx::query(
-                "INSERT INTO ad_billing (campaign_id, user_id, updated_at_ms) VALUES ($1, $2, $3) ON CONFLICT (campaign_id) DO NOTHING",
-            )
-            .persistent(false)
-            .bind(&event.campaign_id)
-            .bind(&event.user_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            let counters = counters_from(
-                sqlx::query_as::<_, CounterRow>(&lock_sql)
-                    .persistent(false)
-                    .bind(&event.campaign_id)
-                    .fetch_one(&mut *tx)
-                    .await?,
-            );
-            let earlier = sqlx::query_as::<_, EventRow>(&find_sql)
+            // 1. Counters, locked in campaign order.
+            let mut counters: HashMap<&str, Counters> = HashMap::new();
+            for (campaign, user) in &campaigns {
+                sqlx::query(
+                    "INSERT INTO ad_billing (campaign_id, user_id, updated_at_ms) VALUES ($1, $2, $3) ON CONFLICT (campaign_id) DO NOTHING",
+                )
                 .persistent(false)
-                .bind(&event.event_id)
+                .bind(*campaign)
+                .bind(*user)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                let row = sqlx::query_as::<_, CounterRow>(&lock_sql)
+                    .persistent(false)
+                    .bind(*campaign)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                counters.insert(campaign, counters_from(row));
+            }
+            // 2. Events recorded before.
+            let mut find = sqlx::query_as::<_, EventRow>(&find_sql).persistent(false);
+            for id in &ids {
+                find = find.bind(*id);
+            }
+            let earlier: HashMap<String, EventRecord> = find
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(|r| {
+                    let rec = record_from(r);
+                    (rec.event_id.clone(), rec)
+                })
+                .collect();
+            // 3. Wallets, locked in user order (a no-op update takes the row
+            // lock on PostgreSQL; SQLite's one writer is the lock).
+            let mut balances: HashMap<&str, i64> = HashMap::new();
+            for user in &users {
+                let b: Option<i64> = sqlx::query_scalar(
+                    "UPDATE wallets SET balance = balance WHERE user_id = $1 RETURNING balance",
+                )
+                .persistent(false)
+                .bind(*user)
                 .fetch_optional(&mut *tx)
                 .await?;
-            if let Some(row) = earlier {
-                let record = record_from(row);
-                let budget_spent = terms.is_some_and(|t| rules::exhausted(t, &counters, today))
-                    || record.reason.is_some_and(UnbilledReason::is_budget);
-                (
-                    Billed {
-                        record,
+                if let Some(b) = b {
+                    balances.insert(user, b);
+                }
+            }
+            // 4. Price each new event in order.
+            let mut out: Vec<Billed> = Vec::with_capacity(events.len());
+            let mut fresh: Vec<usize> = Vec::new();
+            let mut first_in_batch: HashMap<&str, usize> = HashMap::new();
+            let mut repeats: Vec<(usize, usize)> = Vec::new();
+            let mut charges: BTreeMap<&str, Vec<(usize, MoneyCommand)>> = BTreeMap::new();
+            for (i, ((event, terms), (user, key))) in events.iter().zip(&parsed).enumerate() {
+                let c = counters
+                    .get_mut(event.campaign_id.as_str())
+                    .ok_or_else(|| {
+                        StoreError::Failed("a campaign's counters were not locked".into())
+                    })?;
+                let spent = |c: &Counters, reason: Option<UnbilledReason>| {
+                    terms
+                        .as_ref()
+                        .is_some_and(|t| rules::exhausted(t, c, today))
+                        || reason.is_some_and(UnbilledReason::is_budget)
+                };
+                if let Some(&first) = first_in_batch.get(event.event_id.as_str()) {
+                    // Filled from the first once its charge is applied (step 5).
+                    repeats.push((i, first));
+                    let mut again = out[first].clone();
+                    again.duplicate = true;
+                    out.push(again);
+                    continue;
+                }
+                if let Some(record) = earlier.get(&event.event_id) {
+                    out.push(Billed {
+                        budget_spent: spent(c, record.reason),
+                        record: record.clone(),
                         duplicate: true,
-                        counters,
-                        budget_spent,
-                    },
-                    false,
-                )
-            } else {
+                        counters: *c,
+                    });
+                    continue;
+                }
                 let decision = match terms {
                     None => Decision::Refuse(UnbilledReason::CampaignUnknown),
-                    Some(t) => rules::decide(event.kind, t, &counters, today),
+                    Some(t) => rules::decide(event.kind, t, c, today),
                 };
-                let mut changed = false;
-                let (outcome, after) = match decision {
-                    Decision::Refuse(reason) => (Err(reason), counters),
-                    Decision::Charge { amount: 0, next } => (Ok((0, None)), next),
+                let outcome: Result<i64, UnbilledReason> = match decision {
+                    Decision::Refuse(reason) => Err(reason),
+                    Decision::Charge { amount: 0, next } => {
+                        *c = next;
+                        Ok(0)
+                    }
                     Decision::Charge { amount, next } => {
-                        let cmd = MoneyCommand {
-                            user: user.clone(),
-                            kind: EntryKind::AdCharge,
-                            delta: -amount,
-                            reason: Some(format!("{} {}", event.kind.as_str(), event.campaign_id)),
-                            reference: Some(event.event_id.clone()),
-                            key: key.clone(),
-                            actor: ACTOR.to_owned(),
-                            fence: None,
-                        };
-                        let (mut results, wallet_changed) =
-                            tx.apply_in(self, std::slice::from_ref(&cmd)).await?;
-                        changed = wallet_changed;
-                        match results.pop() {
-                            Some(Ok(o)) => match o.result {
-                                Ok(entry) => (Ok((amount, Some(entry.id))), next),
-                                Err(Refusal::InsufficientFunds { .. }) => {
-                                    (Err(UnbilledReason::InsufficientFunds), counters)
+                        match balances.get_mut(event.user_id.as_str()) {
+                            None => Err(UnbilledReason::WalletNotFound),
+                            Some(balance) => match wallet_rules::apply(*balance, -amount) {
+                                Ok(after) => {
+                                    *balance = after;
+                                    *c = next;
+                                    charges.entry(event.user_id.as_str()).or_default().push((
+                                        i,
+                                        MoneyCommand {
+                                            user: user.clone(),
+                                            kind: EntryKind::AdCharge,
+                                            delta: -amount,
+                                            reason: Some(format!(
+                                                "{} {}",
+                                                event.kind.as_str(),
+                                                event.campaign_id
+                                            )),
+                                            reference: Some(event.event_id.clone()),
+                                            key: key.clone(),
+                                            actor: ACTOR.to_owned(),
+                                            fence: None,
+                                        },
+                                    ));
+                                    Ok(amount)
                                 }
-                                Err(other) => {
-                                    return Err(StoreError::Failed(format!(
-                                        "the wallet refused an ad charge: {other:?}"
-                                    )));
-                                }
+                                Err(_) => Err(UnbilledReason::InsufficientFunds),
                             },
-                            Some(Err(StoreError::WalletNotFound)) => {
-                                (Err(UnbilledReason::WalletNotFound), counters)
-                            }
-                            Some(Err(e)) => return Err(e),
-                            None => {
-                                return Err(StoreError::Failed(
-                                    "no answer for an ad charge".into(),
-                                ));
-                            }
                         }
                     }
                 };
-                if outcome.is_ok() {
-                    sqlx::query(
-                        "UPDATE ad_billing SET impressions = $1, clicks = $2, spent = $3, remainder_milli = $4, day = $5, day_spent = $6, updated_at_ms = $7 WHERE campaign_id = $8",
-                    )
-                    .persistent(false)
-                    .bind(after.impressions)
-                    .bind(after.clicks)
-                    .bind(after.spent)
-                    .bind(after.remainder_milli)
-                    .bind(after.day)
-                    .bind(after.day_spent)
-                    .bind(now)
-                    .bind(&event.campaign_id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
                 let record = EventRecord {
                     event_id: event.event_id.clone(),
                     campaign_id: event.campaign_id.clone(),
@@ -261,43 +343,91 @@ impl Store {
                     } else {
                         BillStatus::Unbilled
                     },
-                    amount: outcome.map_or(0, |(a, _)| a),
+                    amount: outcome.unwrap_or(0),
                     reason: outcome.err(),
-                    entry_id: outcome.ok().and_then(|(_, e)| e),
+                    entry_id: None,
                     occurred_at_ms: event.occurred_at_ms,
                     billed_at_ms: now,
                 };
-                sqlx::query(&format!(
-                    "INSERT INTO ad_events ({EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-                ))
+                first_in_batch.insert(event.event_id.as_str(), i);
+                out.push(Billed {
+                    budget_spent: spent(c, record.reason),
+                    record,
+                    duplicate: false,
+                    counters: *c,
+                });
+                fresh.push(i);
+            }
+            // 5. The charges, through the wallet's money path, per advertiser.
+            let mut changed = false;
+            for list in charges.values() {
+                let cmds: Vec<MoneyCommand> = list.iter().map(|(_, c)| c.clone()).collect();
+                let (results, wallet_changed) = tx.apply_in(self, &cmds).await?;
+                changed |= wallet_changed;
+                for ((i, _), result) in list.iter().zip(results) {
+                    match result {
+                        Ok(Outcome {
+                            result: Ok(entry), ..
+                        }) => {
+                            out[*i].record.entry_id = Some(entry.id);
+                        }
+                        other => {
+                            return Err(StoreError::Failed(format!(
+                                "an ad charge decided under the wallet's lock was answered {other:?}"
+                            )));
+                        }
+                    }
+                }
+            }
+            for (repeat, first) in repeats {
+                out[repeat].record = out[first].record.clone();
+            }
+            // 6. Counters and records.
+            for (campaign, c) in &counters {
+                sqlx::query(
+                    "UPDATE ad_billing SET impressions = $1, clicks = $2, spent = $3, remainder_milli = $4, day = $5, day_spent = $6, updated_at_ms = $7 WHERE campaign_id = $8",
+                )
                 .persistent(false)
-                .bind(&record.event_id)
-                .bind(&record.campaign_id)
-                .bind(&record.user_id)
-                .bind(&record.kind)
-                .bind(match record.status {
-                    BillStatus::Billed => "billed",
-                    BillStatus::Unbilled => "unbilled",
-                })
-                .bind(record.amount)
-                .bind(record.reason.map(UnbilledReason::as_str))
-                .bind(record.entry_id)
-                .bind(record.occurred_at_ms)
-                .bind(record.billed_at_ms)
+                .bind(c.impressions)
+                .bind(c.clicks)
+                .bind(c.spent)
+                .bind(c.remainder_milli)
+                .bind(c.day)
+                .bind(c.day_spent)
+                .bind(now)
+                .bind(*campaign)
                 .execute(&mut *tx)
                 .await?;
-                let budget_spent = terms.is_some_and(|t| rules::exhausted(t, &after, today))
-                    || record.reason.is_some_and(UnbilledReason::is_budget);
-                (
-                    Billed {
-                        record,
-                        duplicate: false,
-                        counters: after,
-                        budget_spent,
-                    },
-                    changed,
-                )
             }
+            for chunk in fresh.chunks(INSERT_CHUNK) {
+                let rows: Vec<String> = (0..chunk.len())
+                    .map(|r| format!("({})", placeholders(r * 10 + 1, 10)))
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO ad_events ({EVENT_COLUMNS}) VALUES {}",
+                    rows.join(", ")
+                );
+                let mut insert = sqlx::query(&sql).persistent(false);
+                for &i in chunk {
+                    let r = &out[i].record;
+                    insert = insert
+                        .bind(r.event_id.clone())
+                        .bind(r.campaign_id.clone())
+                        .bind(r.user_id.clone())
+                        .bind(r.kind.clone())
+                        .bind(match r.status {
+                            BillStatus::Billed => "billed",
+                            BillStatus::Unbilled => "unbilled",
+                        })
+                        .bind(r.amount)
+                        .bind(r.reason.map(UnbilledReason::as_str))
+                        .bind(r.entry_id)
+                        .bind(r.occurred_at_ms)
+                        .bind(r.billed_at_ms);
+                }
+                insert.execute(&mut *tx).await?;
+            }
+            (out, changed)
         });
         if changed {
             self.inner.outbox_notify.notify_one();

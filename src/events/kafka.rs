@@ -181,6 +181,10 @@ impl Subscription for KafkaSubscription {
             Offset::Offset(message.offset + 1),
         )
         .map_err(other)?;
-        self.consumer.commit(&tpl, CommitMode::Sync).map_err(other)
+        // Async: the commit is queued and sent in the background, so neither
+        // a broker round trip nor a blocked runtime thread is paid per
+        // message. A commit that is lost means a redelivery, which every
+        // consumer here recognises (at-least-once, idempotent handlers).
+        self.consumer.commit(&tpl, CommitMode::Async).map_err(other)
     }
 }

@@ -6,6 +6,7 @@
 mod backends_down;
 mod bad_input;
 mod batching;
+mod billing;
 mod browser;
 mod campaigns;
 mod concurrency;

@@ -25,6 +25,9 @@ pub const GROUP: &str = "walletctl-billing";
 /// How often charged spend is copied to the campaigns.
 const SPEND_EVERY: Duration = Duration::from_millis(500);
 
+/// The most events billed in one transaction.
+const BATCH: usize = 256;
+
 /// How long a campaign's terms are reused between events.
 const TERMS_TTL: Duration = Duration::from_secs(1);
 
@@ -63,42 +66,64 @@ impl Biller {
         Ok(t)
     }
 
-    /// Bills one event (exactly once, however often it comes) and pauses
-    /// its campaign if a budget is spent.
-    pub async fn bill(&self, event: &AdEvent) -> anyhow::Result<Billed> {
-        let id = CampaignId::parse(&event.campaign_id)?;
-        // An event naming another advertiser than the campaign's is not billed to either.
-        let terms = self
-            .terms(&id)
-            .await?
-            .filter(|(user, _)| *user == event.user_id)
-            .map(|(_, t)| t);
-        let billed = self
-            .state
-            .backends
-            .store
-            .bill(event, terms.as_ref())
-            .await?;
-        if billed.budget_spent {
-            self.state.ads.exhaust_budget(&id).await?;
+    /// Bills events in order (each exactly once, however often it comes)
+    /// in one transaction, and pauses the campaigns whose budget is spent.
+    /// If the batch fails on a database error, each event is billed on its
+    /// own, so no event's outcome depends on another's.
+    pub async fn bill(&self, events: &[AdEvent]) -> anyhow::Result<Vec<Billed>> {
+        let mut priced = Vec::with_capacity(events.len());
+        for event in events {
+            let id = CampaignId::parse(&event.campaign_id)?;
+            // An event naming another advertiser than the campaign's is billed to neither.
+            let terms = self
+                .terms(&id)
+                .await?
+                .filter(|(user, _)| *user == event.user_id)
+                .map(|(_, t)| t);
+            priced.push((event.clone(), terms));
         }
-        if billed.record.amount > 0 || billed.budget_spent {
-            let mut spend = self.spend.lock().unwrap_or_else(|p| p.into_inner());
-            let v = spend.entry(event.campaign_id.clone()).or_default();
-            *v = (*v).max(billed.counters.spent);
-        }
-        let result = match (billed.duplicate, billed.record.status) {
-            (true, _) => "duplicate",
-            (false, BillStatus::Billed) => "billed",
-            (false, BillStatus::Unbilled) => "unbilled",
+        let store = &self.state.backends.store;
+        let billed = match store.bill_batch(&priced).await {
+            Ok(b) => b,
+            Err(e) if priced.len() > 1 && !e.is_unavailable() => {
+                tracing::warn!(error = %e, events = priced.len(), "a billing batch failed; billing its events one at a time");
+                let mut each = Vec::with_capacity(priced.len());
+                for (event, terms) in &priced {
+                    each.push(store.bill(event, terms.as_ref()).await?);
+                }
+                each
+            }
+            Err(e) => return Err(e.into()),
         };
-        metrics::counter!("billing_events_total", "kind" => event.kind.as_str(), "result" => result)
-            .increment(1);
-        if !billed.duplicate {
-            metrics::counter!("billing_charged_minor_units_total")
-                .increment(billed.record.amount as u64);
-            let lag = (walletctl_core::now_ms() - event.occurred_at_ms).max(0) as f64 / 1000.0;
-            metrics::histogram!("billing_lag_seconds").record(lag);
+        let mut exhausted: Vec<&str> = Vec::new();
+        for (event, b) in events.iter().zip(&billed) {
+            if b.budget_spent && !exhausted.contains(&event.campaign_id.as_str()) {
+                exhausted.push(&event.campaign_id);
+            }
+            if b.record.amount > 0 || b.budget_spent {
+                let mut spend = self.spend.lock().unwrap_or_else(|p| p.into_inner());
+                let v = spend.entry(event.campaign_id.clone()).or_default();
+                *v = (*v).max(b.counters.spent);
+            }
+            let result = match (b.duplicate, b.record.status) {
+                (true, _) => "duplicate",
+                (false, BillStatus::Billed) => "billed",
+                (false, BillStatus::Unbilled) => "unbilled",
+            };
+            metrics::counter!("billing_events_total", "kind" => event.kind.as_str(), "result" => result)
+                .increment(1);
+            if !b.duplicate {
+                metrics::counter!("billing_charged_minor_units_total")
+                    .increment(b.record.amount as u64);
+                let lag = (walletctl_core::now_ms() - event.occurred_at_ms).max(0) as f64 / 1000.0;
+                metrics::histogram!("billing_lag_seconds").record(lag);
+            }
+        }
+        for id in exhausted {
+            self.state
+                .ads
+                .exhaust_budget(&CampaignId::parse(id)?)
+                .await?;
         }
         Ok(billed)
     }
@@ -144,31 +169,46 @@ pub async fn run(state: AppState, stop: CancellationToken) {
         })
     };
     let events = state.backends.events.clone();
-    super::consumer::consume(&*events, &stop, GROUP, topic::AD_EVENTS, |m| {
+    super::consumer::consume_batches(&*events, &stop, GROUP, topic::AD_EVENTS, BATCH, |batch| {
         let biller = biller.clone();
-        async move { handle(&biller, &m).await }
+        async move { handle(&biller, &batch).await }
     })
     .await;
     let _ = copier.await;
 }
 
-async fn handle(biller: &Biller, message: &Message) -> anyhow::Result<()> {
-    let event: AdEvent = match serde_json::from_str(&message.payload) {
-        Ok(e) => e,
-        Err(e) => {
-            metrics::counter!("billing_events_total", "kind" => "unknown", "result" => "invalid")
+async fn handle(biller: &Biller, batch: &[Message]) -> anyhow::Result<()> {
+    let mut events = Vec::with_capacity(batch.len());
+    for message in batch {
+        let event: AdEvent = match serde_json::from_str(&message.payload) {
+            Ok(e) => e,
+            Err(e) => {
+                metrics::counter!("billing_events_total", "kind" => "unknown", "result" => "invalid")
+                    .increment(1);
+                tracing::error!(error = %e, offset = message.offset, "ad_events: unreadable event skipped");
+                continue;
+            }
+        };
+        if CampaignId::parse(&event.campaign_id).is_err()
+            || UserId::parse(&event.user_id).is_err()
+            || walletctl_core::domain::IdempotencyKey::parse(&format!("ad:{}", event.event_id))
+                .is_err()
+        {
+            metrics::counter!("billing_events_total", "kind" => event.kind.as_str(), "result" => "invalid")
                 .increment(1);
-            tracing::error!(error = %e, offset = message.offset, "ad_events: unreadable event skipped");
-            return Ok(());
+            tracing::error!(event = %event.event_id, "ad_events: invalid campaign, user or event id; skipped");
+            continue;
         }
-    };
-    if CampaignId::parse(&event.campaign_id).is_err() || UserId::parse(&event.user_id).is_err() {
-        metrics::counter!("billing_events_total", "kind" => event.kind.as_str(), "result" => "invalid")
-            .increment(1);
-        tracing::error!(event = %event.event_id, "ad_events: invalid campaign or user id; skipped");
+        events.push(event);
+    }
+    if events.is_empty() {
         return Ok(());
     }
-    let billed = biller.bill(&event).await?;
-    tracing::debug!(event = %event.event_id, status = ?billed.record.status, amount = billed.record.amount, duplicate = billed.duplicate, "ad event billed");
+    let billed = biller.bill(&events).await?;
+    tracing::debug!(
+        events = events.len(),
+        billed = billed.iter().filter(|b| !b.duplicate).count(),
+        "ad events billed"
+    );
     Ok(())
 }

@@ -22,6 +22,26 @@ pub async fn consume<F, Fut>(
     F: FnMut(Message) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
+    consume_batches(events, stop, group, topic, 1, |mut batch| {
+        handle(batch.pop().expect("a batch of one"))
+    })
+    .await
+}
+
+/// [`consume`], applying up to `max` messages at a time: the first waits,
+/// the rest are those already delivered. Messages keep their order within
+/// a batch, and a failing batch is retried whole before the next.
+pub async fn consume_batches<F, Fut>(
+    events: &dyn EventLog,
+    stop: &CancellationToken,
+    group: &str,
+    topic: &'static str,
+    max: usize,
+    mut handle: F,
+) where
+    F: FnMut(Vec<Message>) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
     let mut failures: u32 = 0;
     while !stop.is_cancelled() {
         // Topics are not created on demand (Kafka here, tansu): make sure they exist.
@@ -51,31 +71,48 @@ pub async fn consume<F, Fut>(
                     break;
                 }
             };
-            // The same message until it is applied: a key's later events wait for it.
+            let mut batch = vec![message];
+            while batch.len() < max {
+                match tokio::time::timeout(Duration::from_millis(1), sub.next()).await {
+                    Ok(Ok(m)) => batch.push(m),
+                    _ => break, // nothing more delivered yet (or an error the next read meets)
+                }
+            }
+            // The same batch until it is applied: a key's later events wait for it.
             loop {
                 let span = tracing::info_span!(
                     "consume",
                     topic,
-                    partition = message.partition,
-                    offset = message.offset
+                    partition = batch[0].partition,
+                    offset = batch[0].offset,
+                    messages = batch.len()
                 );
-                match handle(message.clone()).instrument(span).await {
+                match handle(batch.clone()).instrument(span).await {
                     Ok(()) => {
                         failures = 0;
                         break;
                     }
                     Err(e) => {
                         metrics::counter!("consumer_retries_total", "topic" => topic).increment(1);
-                        tracing::warn!(error = %e, topic, offset = message.offset, "applying failed; retrying");
+                        tracing::warn!(error = %e, topic, offset = batch[0].offset, "applying failed; retrying");
                         if pause(stop, &mut failures).await {
                             return;
                         }
                     }
                 }
             }
-            if let Err(e) = sub.commit(&message).await {
-                // Not fatal: the effect is stored, and a redelivery is recognised.
-                tracing::warn!(error = %e, topic, "committing the offset failed");
+            // The last message of each partition carries the batch's offsets.
+            let mut last: Vec<&Message> = Vec::new();
+            for m in batch.iter().rev() {
+                if !last.iter().any(|l| l.partition == m.partition) {
+                    last.push(m);
+                }
+            }
+            for m in last {
+                if let Err(e) = sub.commit(m).await {
+                    // Not fatal: the effect is stored, and a redelivery is recognised.
+                    tracing::warn!(error = %e, topic, "committing the offset failed");
+                }
             }
         }
         if pause(stop, &mut failures).await {
