@@ -7,6 +7,7 @@ pub mod bench_ads;
 pub mod bench_display;
 pub mod campaigns;
 pub mod client;
+pub mod completions;
 pub mod config_cmd;
 pub mod migrate;
 pub mod output;
@@ -115,6 +116,8 @@ pub enum Command {
     /// Measure deduction throughput and read latency against a running wallet service.
     #[command(subcommand)]
     Bench(bench::Cmd),
+    /// Print shell completions, e.g. `walletctl completions bash > /etc/bash_completion.d/walletctl`.
+    Completions(completions::Opts),
 }
 
 /// Runs a parsed command line.
@@ -130,6 +133,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(cmd) => token::run(&g, cmd).await,
         Command::Bench(cmd) => bench::run(&g, cmd).await,
         Command::Audit(opts) => audit::run(&g, opts).await,
+        Command::Completions(opts) => completions::run(opts),
     }
 }
 

@@ -724,3 +724,26 @@ async fn campaign_assets_upload_and_billing_shows_charged_events() {
     );
     app.stop().await;
 }
+
+#[test]
+fn completions_cover_every_shell_and_subcommand() {
+    for (shell, marker) in [
+        ("bash", "_walletctl()"),
+        ("zsh", "#compdef walletctl"),
+        ("fish", "complete -c walletctl"),
+    ] {
+        let out = walletctl(&["completions", shell], &[]);
+        assert!(out.status.success(), "{shell}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(marker), "{shell}: {marker}");
+        for sub in ["campaigns", "wallet", "shards", "completions"] {
+            assert!(text.contains(sub), "{shell} completes {sub}");
+        }
+    }
+    let out = walletctl(&["completions", "tcsh"], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+}

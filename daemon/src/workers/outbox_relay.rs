@@ -22,6 +22,27 @@ pub const LEASE_TTL: Duration = Duration::from_secs(10);
 /// How often the `outbox_backlog` gauge is refreshed.
 const BACKLOG_EVERY: Duration = Duration::from_secs(1);
 
+/// How often the relay leader refreshes the replica gauges.
+const REPLICAS_EVERY: Duration = Duration::from_secs(5);
+
+/// `wallet_replica_up` and `wallet_replica_lag_seconds` per standby, as the
+/// primary sees them (one instance reports: the relay leader).
+async fn replica_gauges(backends: &Backends) {
+    match backends.store.replica_status().await {
+        Ok(replicas) => {
+            for r in replicas {
+                metrics::gauge!("wallet_replica_up", "replica" => r.name.clone())
+                    .set(if r.reachable { 1.0 } else { 0.0 });
+                if let Some(ms) = r.lag_ms {
+                    metrics::gauge!("wallet_replica_lag_seconds", "replica" => r.name)
+                        .set(ms as f64 / 1000.0);
+                }
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "replica status not read"),
+    }
+}
+
 /// Relays until `stop` is cancelled, then finishes the round in hand and
 /// gives the lease up.
 pub async fn run(backends: Backends, stop: CancellationToken) {
@@ -30,6 +51,7 @@ pub async fn run(backends: Backends, stop: CancellationToken) {
     let mut topics_ready = false;
     let mut failures: u32 = 0;
     let mut backlog_at = Instant::now() - BACKLOG_EVERY;
+    let mut replicas_at = Instant::now() - REPLICAS_EVERY;
     loop {
         let leader = match backends
             .store
@@ -53,6 +75,10 @@ pub async fn run(backends: Backends, stop: CancellationToken) {
             backlog_at = Instant::now();
             if let Ok(n) = backends.store.outbox_backlog().await {
                 metrics::gauge!("outbox_backlog").set(n as f64);
+            }
+            if backends.config.postgres.is_some() && replicas_at.elapsed() >= REPLICAS_EVERY {
+                replicas_at = Instant::now();
+                replica_gauges(&backends).await;
             }
         }
         let round = match (leader, topics_ready) {
