@@ -17,6 +17,7 @@ pub mod display;
 pub mod domain;
 pub mod events;
 pub mod lock;
+pub mod ops;
 pub mod platform;
 pub mod wallet;
 

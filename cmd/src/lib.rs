@@ -9,8 +9,10 @@ pub mod campaigns;
 pub mod client;
 pub mod completions;
 pub mod config_cmd;
+pub mod gc;
 pub mod migrate;
 pub mod output;
+pub mod prompt;
 pub mod serve;
 pub mod shards;
 pub mod token;
@@ -116,6 +118,8 @@ pub enum Command {
     /// Measure deduction throughput and read latency against a running wallet service.
     #[command(subcommand)]
     Bench(bench::Cmd),
+    /// Remove what is past its retention: old idempotency keys, published outbox rows, old embedded events.
+    Gc(gc::Opts),
     /// Print shell completions, e.g. `walletctl completions bash > /etc/bash_completion.d/walletctl`.
     Completions(completions::Opts),
 }
@@ -134,6 +138,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(cmd) => bench::run(&g, cmd).await,
         Command::Audit(opts) => audit::run(&g, opts).await,
         Command::Completions(opts) => completions::run(opts),
+        Command::Gc(opts) => gc::run(&g, opts).await,
     }
 }
 

@@ -1,7 +1,5 @@
 //! `walletctl wallet`: a client of the wallet service.
 
-use std::io::{BufRead, IsTerminal, Write};
-
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use tabled::Tabled;
@@ -194,7 +192,7 @@ pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
                 eprintln!("dry run: nothing changed");
                 return Ok(());
             }
-            if !yes && !confirm()? {
+            if !yes && !crate::prompt::confirm("adjust")? {
                 return Err(UsageError(
                     "not confirmed; nothing changed (pass --yes to skip the question)".into(),
                 )
@@ -222,21 +220,6 @@ pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-fn confirm() -> anyhow::Result<bool> {
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return Err(UsageError(
-            "refusing to adjust without confirmation: stdin is not a terminal; pass --yes".into(),
-        )
-        .into());
-    }
-    eprint!("proceed? [y/N] ");
-    std::io::stderr().flush()?;
-    let mut line = String::new();
-    stdin.lock().read_line(&mut line)?;
-    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
 }
 
 async fn move_money(g: &GlobalOpts, action: &str, mv: MoveOpts) -> anyhow::Result<()> {

@@ -747,3 +747,33 @@ fn completions_cover_every_shell_and_subcommand() {
         "an unknown shell is a usage error"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gc_counts_first_asks_and_removes_with_yes() {
+    let env = TestEnv::new(Mode::Embedded).await;
+    let app = env.spawn().await;
+    let cli = Cli {
+        env: &env,
+        app: &app,
+    };
+    let dry = cli.json(&["gc", "--dry-run", "-o", "json"]);
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["idempotency_keys"], 0, "nothing is 30 days old: {dry}");
+    assert!(
+        dry["event_log"].is_u64(),
+        "the embedded log is counted: {dry}"
+    );
+    // Without a terminal and without --yes: refused, exit 2.
+    let out = cli.run(&["gc"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
+    let done = cli.json(&["gc", "--yes", "-o", "json"]);
+    assert_eq!(done["dry_run"], false);
+    let table = cli.run(&["gc", "--dry-run"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("idempotency keys") && table.contains("30 days"),
+        "{table}"
+    );
+    app.stop().await;
+}

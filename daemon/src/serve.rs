@@ -303,6 +303,11 @@ pub async fn serve(
     if wallet_on {
         let (b, s) = (backends.clone(), stop.clone());
         tasks.spawn(async move {
+            crate::workers::gc::run(b, s).await;
+            Ok(())
+        });
+        let (b, s) = (backends.clone(), stop.clone());
+        tasks.spawn(async move {
             crate::workers::outbox_relay::run(b, s).await;
             Ok(())
         });

@@ -59,6 +59,40 @@ pub struct Config {
     /// Ad display and billing.
     #[serde(default)]
     pub display: DisplayConfig,
+    /// How long what is not the ledger is kept.
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+/// Retention: what `walletctl gc` (and `serve`, on a schedule) removes.
+/// The ledger, the audit trail and billed ad events are never removed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Idempotency keys older than this many days are removed (default 30):
+    /// a retry after that is a new request.
+    pub idempotency_key_days: u32,
+    /// Published outbox rows older than this many hours are removed (default 72).
+    pub outbox_published_hours: u32,
+    /// Events of the embedded event log older than this many days are removed
+    /// (default 7), as a Kafka topic's retention would (Kafka keeps its own).
+    pub event_log_days: u32,
+    /// How often `serve` runs the cleanup, in seconds (default 3,600; 0 = never).
+    pub gc_interval_secs: u64,
+    /// Rows removed per statement (default 1,000): short transactions, no long locks.
+    pub batch: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            idempotency_key_days: 30,
+            outbox_published_hours: 72,
+            event_log_days: 7,
+            gc_interval_secs: 3_600,
+            batch: 1_000,
+        }
+    }
 }
 
 /// Advertising management: how it reaches the wallet service.
@@ -335,6 +369,7 @@ impl Default for Config {
                 balance_ttl_secs: default_balance_ttl(),
             },
             display: DisplayConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -448,6 +483,9 @@ impl Config {
             {
                 return bad(key, format!("{u:?} is not an http(s) URL"));
             }
+        }
+        if self.retention.batch == 0 {
+            return bad("retention.batch", "must be at least 1".into());
         }
         if self.display.token_ttl_secs == 0 {
             return bad("display.token_ttl_secs", "must be at least 1".into());

@@ -111,6 +111,41 @@ impl EventLog for EmbeddedLog {
         }))
     }
 
+    async fn trim(
+        &self,
+        before_ms: i64,
+        batch: i64,
+        dry_run: bool,
+    ) -> Result<Option<u64>, EventError> {
+        if dry_run {
+            let n: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM event_log WHERE created_at_ms < $1")
+                    .bind(before_ms)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(err)?;
+            return Ok(Some(n as u64));
+        }
+        let mut total = 0;
+        loop {
+            let n = sqlx::query(
+                "DELETE FROM event_log WHERE offset IN \
+                 (SELECT offset FROM event_log WHERE created_at_ms < $1 ORDER BY offset LIMIT $2)",
+            )
+            .bind(before_ms)
+            .bind(batch)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?
+            .rows_affected();
+            total += n;
+            if n < batch as u64 {
+                return Ok(Some(total));
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
     async fn ping(&self) -> Result<(), EventError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

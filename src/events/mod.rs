@@ -88,6 +88,18 @@ pub trait EventLog: Send + Sync {
         group: &str,
         topic: &str,
     ) -> Result<Box<dyn Subscription>, EventError>;
+    /// Removes events appended before `before_ms`, `batch` at a time (or,
+    /// with `dry_run`, counts them); `None` where the broker keeps its own
+    /// retention (Kafka).
+    async fn trim(
+        &self,
+        before_ms: i64,
+        batch: i64,
+        dry_run: bool,
+    ) -> Result<Option<u64>, EventError> {
+        let _ = (before_ms, batch, dry_run);
+        Ok(None)
+    }
     /// Checks the log answers.
     async fn ping(&self) -> Result<(), EventError>;
     /// `kafka` or `embedded`.

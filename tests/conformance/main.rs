@@ -19,6 +19,7 @@ mod locks;
 mod outbox;
 mod pgbouncer;
 mod replicas;
+mod retention;
 mod shutdown;
 mod wallet_api;
 

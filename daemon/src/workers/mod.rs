@@ -5,4 +5,5 @@ pub mod billing;
 pub mod campaign_cache;
 pub mod campaign_created;
 pub mod consumer;
+pub mod gc;
 pub mod outbox_relay;

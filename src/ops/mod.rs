@@ -1,0 +1,3 @@
+//! Operations that span areas: retention (`walletctl gc`).
+
+pub mod retention;
