@@ -13,6 +13,7 @@ pub mod gc;
 pub mod migrate;
 pub mod output;
 pub mod prompt;
+pub mod reconcile;
 pub mod serve;
 pub mod shards;
 pub mod token;
@@ -118,6 +119,8 @@ pub enum Command {
     /// Measure deduction throughput and read latency against a running wallet service.
     #[command(subcommand)]
     Bench(bench::Cmd),
+    /// Check that the stores agree (ledger, outbox, cache, campaign statuses, billing, replicas); --fix repairs what is safe. Exit 0 clean, 1 differences, 2 error.
+    Reconcile(reconcile::Opts),
     /// Remove what is past its retention: old idempotency keys, published outbox rows, old embedded events.
     Gc(gc::Opts),
     /// Print shell completions, e.g. `walletctl completions bash > /etc/bash_completion.d/walletctl`.
@@ -139,6 +142,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(opts) => audit::run(&g, opts).await,
         Command::Completions(opts) => completions::run(opts),
         Command::Gc(opts) => gc::run(&g, opts).await,
+        Command::Reconcile(opts) => reconcile::run(&g, opts).await,
     }
 }
 
@@ -147,8 +151,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-/// The process exit code for an error: 2 for a refused request, 1 otherwise.
+/// A command that has said what it had to and ends with this exit code
+/// (nothing more is printed).
+#[derive(Debug, thiserror::Error)]
+#[error("exit status {0}")]
+pub struct ExitStatus(pub u8);
+
+/// The process exit code for an error: a command's own [`ExitStatus`], 2
+/// for a refused request, 1 otherwise.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if let Some(ExitStatus(code)) = e.downcast_ref::<ExitStatus>() {
+        return *code;
+    }
     if e.downcast_ref::<UsageError>().is_some()
         || e.downcast_ref::<client::ApiFailure>()
             .is_some_and(|f| f.status < 500)

@@ -22,7 +22,9 @@ fn main() -> ExitCode {
             }) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {e:#}");
+            if e.downcast_ref::<walletctl_cmd::ExitStatus>().is_none() {
+                eprintln!("error: {e:#}");
+            }
             ExitCode::from(walletctl_cmd::exit_code(&e))
         }
     }

@@ -777,3 +777,58 @@ async fn gc_counts_first_asks_and_removes_with_yes() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reconcile_exits_0_when_clean_1_on_differences_and_2_on_error() {
+    let env = TestEnv::new(Mode::Embedded).await;
+    let app = env.spawn().await;
+    let cli = Cli {
+        env: &env,
+        app: &app,
+    };
+    cli.json(&[
+        "wallet",
+        "create",
+        "ida",
+        "--region",
+        "SOUTH_EAST",
+        "-o",
+        "json",
+    ]);
+    cli.json(&["wallet", "credit", "ida", "100", "-o", "json"]);
+    // Events younger than reconcile.outbox_age_secs (60 s) are not differences.
+    let out = cli.run(&["reconcile", "-o", "json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(report["checks"][0]["check"], "ledger");
+    env.sql("UPDATE wallets SET balance = balance + 1 WHERE user_id = 'ida'")
+        .await;
+    let out = cli.run(&["reconcile"]);
+    assert_eq!(out.status.code(), Some(1));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("differences") && table.contains("ida: balance 101, ledger sums to 100"),
+        "{table}"
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "a finding is not an error: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A store that cannot be reached: exit 2, with the cause.
+    let bad = env.config.data_dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[postgres]\nurl = \"postgres://nobody@127.0.0.1:1/none\"\nreplicas = {}\n",
+    )
+    .unwrap();
+    let out = cli.run(&["--config", bad.to_str().unwrap(), "reconcile"]);
+    assert_eq!(out.status.code(), Some(2));
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("error"), "the cause is shown: {said}");
+    app.stop().await;
+}

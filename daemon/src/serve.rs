@@ -308,6 +308,11 @@ pub async fn serve(
         });
         let (b, s) = (backends.clone(), stop.clone());
         tasks.spawn(async move {
+            crate::workers::reconcile::run(b, s).await;
+            Ok(())
+        });
+        let (b, s) = (backends.clone(), stop.clone());
+        tasks.spawn(async move {
             crate::workers::outbox_relay::run(b, s).await;
             Ok(())
         });

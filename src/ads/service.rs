@@ -689,6 +689,47 @@ impl AdsService {
         Ok(c)
     }
 
+    /// Brings a campaign's automatic status in line with its advertiser's
+    /// balance `balance` (read strongly by the caller; `None`: no wallet): an
+    /// active campaign the wallet cannot pay pauses with `wallet_empty`, one
+    /// paused with `wallet_empty` that it can pay resumes. Published like the
+    /// wallet-event flow's changes. `None` when nothing changed.
+    pub async fn settle_wallet(
+        &self,
+        id: &CampaignId,
+        balance: Option<i64>,
+    ) -> Result<Option<Campaign>, AdsError> {
+        let (c, changed) = self
+            .modify(id, |c| async move {
+                let can_pay = balance.is_some_and(|b| b >= c.min_charge());
+                let wallet_paused = c.status == Status::Paused
+                    && c.status_reason == Some(StatusReason::WalletEmpty);
+                Ok(if c.status == Status::Active && !can_pay {
+                    Some(Campaign {
+                        status: Status::Paused,
+                        status_reason: Some(StatusReason::WalletEmpty),
+                        version: c.version + 1,
+                        ..c
+                    })
+                } else if wallet_paused && can_pay {
+                    Some(Campaign {
+                        status: Status::Active,
+                        status_reason: None,
+                        version: c.version + 1,
+                        ..c
+                    })
+                } else {
+                    None
+                })
+            })
+            .await?;
+        if !changed {
+            return Ok(None);
+        }
+        self.publish(&c).await.map_err(AdsError::Events)?;
+        Ok(Some(c))
+    }
+
     /// Records what billing has charged a campaign; never lowers it.
     pub async fn record_spend(&self, id: &CampaignId, spent: i64) -> Result<Campaign, AdsError> {
         let (c, _) = self

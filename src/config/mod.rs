@@ -62,6 +62,34 @@ pub struct Config {
     /// How long what is not the ledger is kept.
     #[serde(default)]
     pub retention: RetentionConfig,
+    /// Reconciliation on a schedule in `serve`, and its thresholds.
+    #[serde(default)]
+    pub reconcile: ReconcileConfig,
+}
+
+/// Reconciliation (`walletctl reconcile`, and `serve` when `interval_secs` is set).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReconcileConfig {
+    /// How often `serve` reconciles, in seconds (default 0: never; use cron).
+    pub interval_secs: u64,
+    /// Whether the scheduled run repairs what it can repair safely.
+    pub fix: bool,
+    /// An event unpublished for longer than this many seconds is a difference (default 60).
+    pub outbox_age_secs: u64,
+    /// A standby further behind than this many seconds is a difference (default 30).
+    pub replica_lag_secs: u64,
+}
+
+impl Default for ReconcileConfig {
+    fn default() -> Self {
+        ReconcileConfig {
+            interval_secs: 0,
+            fix: false,
+            outbox_age_secs: 60,
+            replica_lag_secs: 30,
+        }
+    }
 }
 
 /// Retention: what `walletctl gc` (and `serve`, on a schedule) removes.
@@ -370,6 +398,7 @@ impl Default for Config {
             },
             display: DisplayConfig::default(),
             retention: RetentionConfig::default(),
+            reconcile: ReconcileConfig::default(),
         }
     }
 }

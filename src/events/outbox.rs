@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::{EventLog, Record};
 use crate::now_ms;
 use crate::platform::sql::{Store, StoreError, in_tx};
 
@@ -163,4 +164,56 @@ pub enum RelayError<E> {
     /// The event log refused or timed out.
     #[error("publish: {0}")]
     Publish(E),
+}
+
+/// One relay round of at most `limit` events: how many were relayed. The
+/// caller holds the relay lease. Failures are counted and logged; the
+/// events stay in the outbox.
+pub async fn relay_once(store: &Store, events: &dyn EventLog, limit: i64) -> Result<usize, ()> {
+    let res = store
+        .relay_outbox(limit, |batch| async move {
+            let records: Vec<Record<'_>> = batch
+                .iter()
+                .map(|e| Record {
+                    topic: &e.topic,
+                    key: &e.key,
+                    payload: &e.payload,
+                })
+                .collect();
+            events.publish(&records).await
+        })
+        .await;
+    match res {
+        Ok(n) => {
+            if n > 0 {
+                metrics::counter!("outbox_relayed_total").increment(n as u64);
+            }
+            Ok(n)
+        }
+        Err(RelayError::Publish(e)) => {
+            metrics::counter!("outbox_relay_failures_total", "stage" => "publish").increment(1);
+            tracing::warn!(error = %e, "outbox relay: publish failed; the events stay in the outbox");
+            Err(())
+        }
+        Err(RelayError::Store(e)) => {
+            metrics::counter!("outbox_relay_failures_total", "stage" => "store").increment(1);
+            tracing::warn!(error = %e, "outbox relay: store failed");
+            Err(())
+        }
+    }
+}
+
+impl Store {
+    /// Events not published yet that were written before `before_ms`: how
+    /// many, and when the oldest was written.
+    pub async fn outbox_stuck(&self, before_ms: i64) -> Result<(i64, Option<i64>), StoreError> {
+        const SQL: &str = "SELECT CAST(COUNT(*) AS BIGINT), MIN(created_at_ms) FROM outbox WHERE sent_at_ms IS NULL AND created_at_ms < $1";
+        Ok(in_tx!(self, primary, |tx| {
+            sqlx::query_as::<_, (i64, Option<i64>)>(SQL)
+                .persistent(false)
+                .bind(before_ms)
+                .fetch_one(&mut *tx)
+                .await?
+        }))
+    }
 }

@@ -1,3 +1,4 @@
-//! Operations that span areas: retention (`walletctl gc`).
+//! Operations that span areas: retention (`walletctl gc`) and reconciliation (`walletctl reconcile`).
 
+pub mod reconcile;
 pub mod retention;

@@ -18,6 +18,7 @@ mod idempotency;
 mod locks;
 mod outbox;
 mod pgbouncer;
+mod reconcile;
 mod replicas;
 mod retention;
 mod shutdown;

@@ -124,6 +124,38 @@ impl TestEnv {
             .expect("backends open")
     }
 
+    /// Runs one SQL statement on this world's wallet store as its owner
+    /// (the PostgreSQL database, or the embedded SQLite file): for tests
+    /// that plant what the services would never write.
+    pub async fn sql(&self, statement: &str) {
+        use sqlx::Connection;
+        match &self.config.postgres {
+            Some(pg) => {
+                let url = pg
+                    .direct_url
+                    .as_ref()
+                    .unwrap_or(&pg.url)
+                    .expose()
+                    .to_owned();
+                let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+                sqlx::query(statement)
+                    .execute(&mut conn)
+                    .await
+                    .expect(statement);
+            }
+            None => {
+                let url = format!("sqlite://{}", self.config.embedded_db_path().display());
+                let mut conn = sqlx::SqliteConnection::connect(&url)
+                    .await
+                    .expect("connect");
+                sqlx::query(statement)
+                    .execute(&mut conn)
+                    .await
+                    .expect(statement);
+            }
+        }
+    }
+
     /// Starts all three services in-process on port 0.
     pub async fn spawn(&self) -> App {
         App::start(self.config.clone()).await

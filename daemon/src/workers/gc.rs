@@ -16,13 +16,7 @@ pub async fn run(backends: Backends, stop: CancellationToken) {
         return;
     }
     let every = Duration::from_secs(retention.gc_interval_secs);
-    let mut wait = every.mul_f64(rand::random_range(0.0..1.0));
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
-        }
-        wait = every;
+    super::on_schedule(every, &stop, || async {
         let cutoffs = Cutoffs::at(&retention, walletctl_core::now_ms());
         match gc(&backends, cutoffs, retention.batch, false, &|_| {}).await {
             Ok(r) => {
@@ -40,5 +34,6 @@ pub async fn run(backends: Backends, stop: CancellationToken) {
                 tracing::warn!(error = %e, "retention run failed; next time");
             }
         }
-    }
+    })
+    .await;
 }

@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use walletctl_core::Backends;
-use walletctl_core::events::Record;
-use walletctl_core::events::outbox::RelayError;
 
 const BATCH: i64 = 500;
 
@@ -118,37 +116,5 @@ pub async fn run(backends: Backends, stop: CancellationToken) {
 
 /// One round: how many events were relayed. The caller holds the lease.
 pub async fn relay_once(backends: &Backends) -> Result<usize, ()> {
-    let events = backends.events.clone();
-    let res = backends
-        .store
-        .relay_outbox(BATCH, |batch| async move {
-            let records: Vec<Record<'_>> = batch
-                .iter()
-                .map(|e| Record {
-                    topic: &e.topic,
-                    key: &e.key,
-                    payload: &e.payload,
-                })
-                .collect();
-            events.publish(&records).await
-        })
-        .await;
-    match res {
-        Ok(n) => {
-            if n > 0 {
-                metrics::counter!("outbox_relayed_total").increment(n as u64);
-            }
-            Ok(n)
-        }
-        Err(RelayError::Publish(e)) => {
-            metrics::counter!("outbox_relay_failures_total", "stage" => "publish").increment(1);
-            tracing::warn!(error = %e, "outbox relay: publish failed; the events stay in the outbox");
-            Err(())
-        }
-        Err(RelayError::Store(e)) => {
-            metrics::counter!("outbox_relay_failures_total", "stage" => "store").increment(1);
-            tracing::warn!(error = %e, "outbox relay: store failed");
-            Err(())
-        }
-    }
+    walletctl_core::events::outbox::relay_once(&backends.store, &*backends.events, BATCH).await
 }
