@@ -10,6 +10,7 @@ pub mod client;
 pub mod completions;
 pub mod config_cmd;
 pub mod gc;
+pub mod kafka;
 pub mod migrate;
 pub mod output;
 pub mod prompt;
@@ -119,6 +120,9 @@ pub enum Command {
     /// Measure deduction throughput and read latency against a running wallet service.
     #[command(subcommand)]
     Bench(bench::Cmd),
+    /// The event log (Kafka, or the embedded log): create and check topics, show consumer lag, replay a window.
+    #[command(subcommand)]
+    Kafka(kafka::Cmd),
     /// Check that the stores agree (ledger, outbox, cache, campaign statuses, billing, replicas); --fix repairs what is safe. Exit 0 clean, 1 differences, 2 error.
     Reconcile(reconcile::Opts),
     /// Remove what is past its retention: old idempotency keys, published outbox rows, old embedded events.
@@ -142,6 +146,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(opts) => audit::run(&g, opts).await,
         Command::Completions(opts) => completions::run(opts),
         Command::Gc(opts) => gc::run(&g, opts).await,
+        Command::Kafka(cmd) => kafka::run(&g, cmd).await,
         Command::Reconcile(opts) => reconcile::run(&g, opts).await,
     }
 }

@@ -832,3 +832,96 @@ async fn reconcile_exits_0_when_clean_1_on_differences_and_2_on_error() {
     assert!(said.contains("error"), "the cause is shown: {said}");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kafka_topics_lag_and_a_dry_run_replay_on_the_embedded_log() {
+    let env = TestEnv::new(Mode::Embedded).await;
+    let app = env.spawn().await;
+    let cli = Cli {
+        env: &env,
+        app: &app,
+    };
+    cli.json(&[
+        "wallet",
+        "create",
+        "jo",
+        "--region",
+        "SOUTH_EAST",
+        "-o",
+        "json",
+    ]);
+    let topics = cli.json(&["kafka", "topics", "-o", "json"]);
+    let names: Vec<&str> = topics
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["topic"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"ad_events") && names.contains(&"balance_updated"));
+    assert!(
+        topics
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "ok")
+    );
+    let lag = cli.json(&["kafka", "lag", "-o", "json"]);
+    let groups: Vec<&str> = lag
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["group"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        groups,
+        ["walletctl-ads", "walletctl-ads-ingest", "walletctl-billing"]
+    );
+    let dry = cli.json(&[
+        "kafka",
+        "replay",
+        "--topic",
+        "balance_updated",
+        "--from",
+        "beginning",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(dry["executed"], false);
+    assert!(
+        dry["read"].as_u64().unwrap() >= 1,
+        "the wallet's creation: {dry}"
+    );
+    let table = cli.run(&[
+        "kafka",
+        "replay",
+        "--topic",
+        "ad_events",
+        "--from",
+        "2026-01-01T00:00:00Z",
+    ]);
+    assert!(table.status.success());
+    assert!(String::from_utf8_lossy(&table.stdout).contains("dry run"));
+    for bad in [
+        &[
+            "kafka",
+            "replay",
+            "--topic",
+            "campaign_paused",
+            "--from",
+            "beginning",
+        ][..],
+        &[
+            "kafka",
+            "replay",
+            "--topic",
+            "ad_events",
+            "--from",
+            "yesterday",
+        ],
+        &["kafka", "lag", "--group", "nobody"],
+    ] {
+        let out = cli.run(bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
+    app.stop().await;
+}

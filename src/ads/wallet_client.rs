@@ -70,3 +70,27 @@ impl Balances for HttpBalances {
         }
     }
 }
+
+/// [`Balances`] read strongly from the wallet store itself: for the tools
+/// that run beside the stores (`reconcile`, `kafka replay`) rather than
+/// through the wallet service.
+pub struct StoreBalances(crate::platform::sql::Store);
+
+impl StoreBalances {
+    /// Balances of `store`.
+    pub fn new(store: crate::platform::sql::Store) -> StoreBalances {
+        StoreBalances(store)
+    }
+}
+
+#[async_trait]
+impl Balances for StoreBalances {
+    async fn balance(&self, user: &UserId) -> Result<Option<i64>, BalanceError> {
+        use crate::platform::sql::{ReadConsistency, StoreError};
+        match self.0.wallet(user, ReadConsistency::Strong).await {
+            Ok(w) => Ok(Some(w.wallet.balance)),
+            Err(StoreError::WalletNotFound) => Ok(None),
+            Err(e) => Err(BalanceError(e.to_string())),
+        }
+    }
+}

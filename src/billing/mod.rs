@@ -2,9 +2,11 @@
 //! exactly once (`store.rs`, one SQL transaction per event with the
 //! wallet's own money path inside it).
 
+pub mod biller;
 pub mod rules;
 mod store;
 
+pub use biller::Biller;
 pub use rules::{Counters, Decision, Terms, UnbilledReason};
 pub use store::{BillStatus, Billed, CampaignBilling, EventRecord};
 

@@ -435,6 +435,24 @@ impl Store {
         Ok(billed)
     }
 
+    /// Which of these event ids billing has recorded (billed or not).
+    pub async fn ad_events_known(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT event_id FROM ad_events WHERE event_id IN ({})",
+            placeholders(1, ids.len())
+        );
+        Ok(in_tx!(self, primary, |tx| {
+            let mut q = sqlx::query_scalar::<_, String>(&sql).persistent(false);
+            for id in ids {
+                q = q.bind(id);
+            }
+            q.fetch_all(&mut *tx).await?
+        }))
+    }
+
     /// The recorded ad events of a campaign, oldest first, at most `limit`
     /// after event id order position `after`.
     pub async fn ad_events(

@@ -8,7 +8,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
 use tokio::sync::Notify;
 
-use super::{EventError, EventLog, Message, Record, Subscription};
+use super::{
+    EventError, EventLog, GroupLag, Message, PartitionInfo, Position, Record, Subscription,
+    TopicInfo,
+};
 
 /// How long an idle consumer sleeps before looking again (other processes
 /// append without waking it).
@@ -144,6 +147,112 @@ impl EventLog for EmbeddedLog {
             }
             tokio::task::yield_now().await;
         }
+    }
+
+    async fn describe(&self, topic: &str) -> Result<TopicInfo, EventError> {
+        let (low, high): (Option<i64>, Option<i64>) =
+            sqlx::query_as("SELECT MIN(offset), MAX(offset) FROM event_log WHERE topic = ?")
+                .bind(topic)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(err)?;
+        let high = high.map_or(0, |h| h + 1);
+        Ok(TopicInfo {
+            exists: true,
+            partitions: vec![PartitionInfo {
+                partition: 0,
+                low: low.unwrap_or(high),
+                high,
+            }],
+            replication_factor: None,
+        })
+    }
+
+    async fn lag(&self, group: &str, topic: &str) -> Result<Vec<GroupLag>, EventError> {
+        let committed: Option<i64> =
+            sqlx::query_scalar("SELECT next_offset FROM event_offsets WHERE grp = ? AND topic = ?")
+                .bind(group)
+                .bind(topic)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err)?;
+        // Offsets are shared by every topic of the file: count, not subtract.
+        let (lag, end): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*) FILTER (WHERE offset >= ?), MAX(offset) FROM event_log WHERE topic = ?",
+        )
+        .bind(committed.unwrap_or(0))
+        .bind(topic)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(vec![GroupLag {
+            partition: 0,
+            committed,
+            end: end.map_or(0, |e| e + 1),
+            lag,
+        }])
+    }
+
+    async fn resolve(
+        &self,
+        topic: &str,
+        partition: i32,
+        position: Position,
+    ) -> Result<i64, EventError> {
+        if partition != 0 {
+            return Err(EventError::Other(format!(
+                "the embedded log has one partition (0), not {partition}"
+            )));
+        }
+        let info = self.describe(topic).await?;
+        let p = &info.partitions[0];
+        Ok(match position {
+            Position::Beginning => p.low,
+            Position::End => p.high,
+            Position::Offset(o) => o,
+            Position::Timestamp(t) => sqlx::query_scalar::<_, Option<i64>>(
+                "SELECT MIN(offset) FROM event_log WHERE topic = ? AND created_at_ms >= ?",
+            )
+            .bind(topic)
+            .bind(t)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(err)?
+            .unwrap_or(p.high),
+        })
+    }
+
+    async fn read(
+        &self,
+        topic: &str,
+        partition: i32,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<Message>, EventError> {
+        if partition != 0 {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT offset, key, payload FROM event_log WHERE topic = ? AND offset >= ? AND offset < ? ORDER BY offset LIMIT ?",
+        )
+        .bind(topic)
+        .bind(from)
+        .bind(to)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Message {
+                topic: topic.to_owned(),
+                key: r.get("key"),
+                payload: r.get("payload"),
+                partition: 0,
+                offset: r.get("offset"),
+            })
+            .collect())
     }
 
     async fn ping(&self) -> Result<(), EventError> {

@@ -4,16 +4,21 @@ use async_trait::async_trait;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Message as _, Offset, TopicPartitionList};
 
-use super::{EventError, EventLog, Message, Record, Subscription, physical_topic, topic};
+use super::{
+    EventError, EventLog, GroupLag, Message, PartitionInfo, Position, Record, Subscription,
+    TopicInfo, physical_topic, topic,
+};
 use crate::config::KafkaConfig;
 
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long an inspection (metadata, offsets) may take.
+const INSPECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Kafka through librdkafka: an idempotent producer with `acks=all`, and
 /// consumer groups with manual commits.
@@ -48,6 +53,67 @@ impl KafkaLog {
     fn physical(&self, logical: &str) -> String {
         physical_topic(&self.config.topic_prefix, logical)
     }
+
+    /// A consumer for inspection and reads: it joins no group (it only
+    /// reads `group`'s committed offsets when given) and commits nothing.
+    fn inspector(&self, group: Option<&str>) -> Result<BaseConsumer, EventError> {
+        let group = match group {
+            Some(g) => format!("{}{g}", self.config.topic_prefix),
+            None => format!("{}walletctl-inspect", self.config.topic_prefix),
+        };
+        ClientConfig::new()
+            .set("bootstrap.servers", &self.config.brokers)
+            .set("group.id", &group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", "20")
+            .set("socket.connection.setup.timeout.ms", "3000")
+            .create()
+            .map_err(other)
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> EventError {
+    EventError::Unavailable(e.to_string())
+}
+
+/// A topic's partitions and watermarks (blocking).
+fn describe_blocking(consumer: &BaseConsumer, physical: &str) -> Result<TopicInfo, EventError> {
+    let md = consumer
+        .fetch_metadata(Some(physical), INSPECT_TIMEOUT)
+        .map_err(unavailable)?;
+    let Some(t) = md.topics().iter().find(|t| t.name() == physical) else {
+        return Ok(TopicInfo {
+            exists: false,
+            partitions: Vec::new(),
+            replication_factor: None,
+        });
+    };
+    if t.error().is_some() || t.partitions().is_empty() {
+        return Ok(TopicInfo {
+            exists: false,
+            partitions: Vec::new(),
+            replication_factor: None,
+        });
+    }
+    let mut partitions = Vec::new();
+    for p in t.partitions() {
+        let (low, high) = consumer
+            .fetch_watermarks(physical, p.id(), INSPECT_TIMEOUT)
+            .map_err(unavailable)?;
+        partitions.push(PartitionInfo {
+            partition: p.id(),
+            low,
+            high,
+        });
+    }
+    partitions.sort_by_key(|p| p.partition);
+    Ok(TopicInfo {
+        exists: true,
+        replication_factor: t.partitions().first().map(|p| p.replicas().len() as i32),
+        partitions,
+    })
 }
 
 #[async_trait]
@@ -124,6 +190,139 @@ impl EventLog for KafkaLog {
             logical: logical.to_owned(),
             physical,
         }))
+    }
+
+    async fn describe(&self, logical: &str) -> Result<TopicInfo, EventError> {
+        let (consumer, physical) = (self.inspector(None)?, self.physical(logical));
+        tokio::task::spawn_blocking(move || describe_blocking(&consumer, &physical))
+            .await
+            .map_err(other)?
+    }
+
+    async fn lag(&self, group: &str, logical: &str) -> Result<Vec<GroupLag>, EventError> {
+        let (consumer, physical) = (self.inspector(Some(group))?, self.physical(logical));
+        tokio::task::spawn_blocking(move || {
+            let info = describe_blocking(&consumer, &physical)?;
+            let mut tpl = TopicPartitionList::new();
+            for p in &info.partitions {
+                tpl.add_partition(&physical, p.partition);
+            }
+            let committed = consumer
+                .committed_offsets(tpl, INSPECT_TIMEOUT)
+                .map_err(unavailable)?;
+            Ok(info
+                .partitions
+                .iter()
+                .map(|p| {
+                    let committed =
+                        committed
+                            .find_partition(&physical, p.partition)
+                            .and_then(|e| match e.offset() {
+                                Offset::Offset(n) => Some(n),
+                                _ => None,
+                            });
+                    GroupLag {
+                        partition: p.partition,
+                        committed,
+                        end: p.high,
+                        lag: (p.high - committed.unwrap_or(p.low).max(p.low)).max(0),
+                    }
+                })
+                .collect())
+        })
+        .await
+        .map_err(other)?
+    }
+
+    async fn resolve(
+        &self,
+        logical: &str,
+        partition: i32,
+        position: Position,
+    ) -> Result<i64, EventError> {
+        let (consumer, physical) = (self.inspector(None)?, self.physical(logical));
+        tokio::task::spawn_blocking(move || {
+            let (low, high) = consumer
+                .fetch_watermarks(&physical, partition, INSPECT_TIMEOUT)
+                .map_err(unavailable)?;
+            Ok(match position {
+                Position::Beginning => low,
+                Position::End => high,
+                Position::Offset(o) => o,
+                Position::Timestamp(t) => {
+                    let mut tpl = TopicPartitionList::new();
+                    tpl.add_partition_offset(&physical, partition, Offset::Offset(t))
+                        .map_err(other)?;
+                    let found = consumer
+                        .offsets_for_times(tpl, INSPECT_TIMEOUT)
+                        .map_err(unavailable)?;
+                    match found
+                        .find_partition(&physical, partition)
+                        .map(|e| e.offset())
+                    {
+                        Some(Offset::Offset(n)) if n >= 0 => n,
+                        _ => high,
+                    }
+                }
+            })
+        })
+        .await
+        .map_err(other)?
+    }
+
+    async fn read(
+        &self,
+        logical: &str,
+        partition: i32,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<Message>, EventError> {
+        if from >= to || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (consumer, physical) = (self.inspector(None)?, self.physical(logical));
+        let logical = logical.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(&physical, partition, Offset::Offset(from))
+                .map_err(other)?;
+            consumer.assign(&tpl).map_err(other)?;
+            let mut out = Vec::new();
+            let mut idle = 0;
+            while out.len() < limit {
+                match consumer.poll(Duration::from_millis(250)) {
+                    Some(Ok(m)) if m.partition() == partition => {
+                        idle = 0;
+                        if m.offset() >= to {
+                            break;
+                        }
+                        out.push(Message {
+                            topic: logical.clone(),
+                            key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                            payload: String::from_utf8_lossy(m.payload().unwrap_or_default())
+                                .into_owned(),
+                            partition,
+                            offset: m.offset(),
+                        });
+                        if m.offset() + 1 >= to {
+                            break;
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(unavailable(e)),
+                    None => {
+                        idle += 1;
+                        if idle >= 40 {
+                            break; // 10 s without an event: what is asked for is not there
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(other)?
     }
 
     async fn ping(&self) -> Result<(), EventError> {

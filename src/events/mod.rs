@@ -63,6 +63,54 @@ pub enum EventError {
     Other(String),
 }
 
+/// Where a read of a partition starts or ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    /// The oldest event still kept.
+    Beginning,
+    /// After the newest event.
+    End,
+    /// This offset.
+    Offset(i64),
+    /// The first event at or after this time (ms since the epoch).
+    Timestamp(i64),
+}
+
+/// One partition of a topic as the log has it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PartitionInfo {
+    /// The partition.
+    pub partition: i32,
+    /// The oldest offset kept.
+    pub low: i64,
+    /// The offset the next event gets.
+    pub high: i64,
+}
+
+/// A topic as the log has it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TopicInfo {
+    /// Whether it exists.
+    pub exists: bool,
+    /// Its partitions.
+    pub partitions: Vec<PartitionInfo>,
+    /// Replicas of each partition (Kafka), `None` where it does not apply.
+    pub replication_factor: Option<i32>,
+}
+
+/// A consumer group's position in one partition.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GroupLag {
+    /// The partition.
+    pub partition: i32,
+    /// The next offset the group will read, if it has committed one.
+    pub committed: Option<i64>,
+    /// The offset the next event gets.
+    pub end: i64,
+    /// Events the group has not consumed yet.
+    pub lag: i64,
+}
+
 /// One record to publish.
 #[derive(Debug, Clone)]
 pub struct Record<'a> {
@@ -100,6 +148,27 @@ pub trait EventLog: Send + Sync {
         let _ = (before_ms, batch, dry_run);
         Ok(None)
     }
+    /// A topic's partitions and their offsets.
+    async fn describe(&self, topic: &str) -> Result<TopicInfo, EventError>;
+    /// Consumer group `group`'s committed offsets and lag on `topic`.
+    async fn lag(&self, group: &str, topic: &str) -> Result<Vec<GroupLag>, EventError>;
+    /// The offset `position` names in a partition.
+    async fn resolve(
+        &self,
+        topic: &str,
+        partition: i32,
+        position: Position,
+    ) -> Result<i64, EventError>;
+    /// Events of a partition with `from <= offset < to`, at most `limit`,
+    /// in order, without joining a consumer group.
+    async fn read(
+        &self,
+        topic: &str,
+        partition: i32,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<Message>, EventError>;
     /// Checks the log answers.
     async fn ping(&self) -> Result<(), EventError>;
     /// `kafka` or `embedded`.

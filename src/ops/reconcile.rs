@@ -11,12 +11,9 @@
 //! | `billing` | billed ad events with `ad_charge` ledger entries, both ways | never: money |
 //! | `replicas` | each standby's reachability and replication lag | never |
 
-use std::sync::Arc;
-
 use serde::Serialize;
 
 use crate::Backends;
-use crate::ads::wallet_client::{BalanceError, Balances};
 use crate::ads::{AdsService, Campaign, Status, StatusReason};
 use crate::domain::{CampaignId, UserId};
 use crate::platform::sql::{ReadConsistency, Store, StoreError, in_tx};
@@ -130,21 +127,6 @@ impl Check {
     }
 }
 
-/// Balances read strongly from the wallet store itself (reconcile runs
-/// beside the stores, not through the wallet service).
-struct StoreBalances(Store);
-
-#[async_trait::async_trait]
-impl Balances for StoreBalances {
-    async fn balance(&self, user: &UserId) -> Result<Option<i64>, BalanceError> {
-        match self.0.wallet(user, ReadConsistency::Strong).await {
-            Ok(w) => Ok(Some(w.wallet.balance)),
-            Err(StoreError::WalletNotFound) => Ok(None),
-            Err(e) => Err(BalanceError(e.to_string())),
-        }
-    }
-}
-
 /// Progress: `(check, items so far)`.
 pub type Progress<'a> = &'a (dyn Fn(&str, u64) + Sync);
 
@@ -155,13 +137,7 @@ pub async fn reconcile(
     fix: bool,
     progress: Progress<'_>,
 ) -> Report {
-    let ads = AdsService::new(
-        backends.campaigns.clone(),
-        Arc::new(StoreBalances(backends.store.clone())),
-        backends.events.clone(),
-        backends.campaign_cache.clone(),
-        backends.config.ads.balance_ttl_secs,
-    );
+    let ads = super::ads_service(backends);
     let checks = vec![
         ledger(backends, progress).await,
         outbox(backends, limits, fix).await,

@@ -19,6 +19,7 @@ mod locks;
 mod outbox;
 mod pgbouncer;
 mod reconcile;
+mod replay;
 mod replicas;
 mod retention;
 mod shutdown;
