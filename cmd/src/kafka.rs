@@ -138,8 +138,7 @@ pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
                 let n = info.partitions.len() as i32;
                 let ok = info.exists
                     && n == partitions
-                    && (replication.is_none()
-                        || info.replication_factor == replication);
+                    && (replication.is_none() || info.replication_factor == replication);
                 rows.push(TopicRow {
                     topic: format!("{prefix}{t}"),
                     exists: info.exists,

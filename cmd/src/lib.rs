@@ -106,7 +106,7 @@ pub enum Command {
     /// Create wallets, read balances, move money (talks to a running wallet service).
     #[command(subcommand)]
     Wallet(wallet::Cmd),
-    /// List, show, create, pause and resume ad campaigns (talks to a running ads service).
+    /// Ad campaigns: list, show, create, pause, resume, upload an image, show billing (talks to a running ads service); sync the cache.
     #[command(subcommand)]
     Campaigns(campaigns::Cmd),
     /// The region → replica map: list, status with replication lag, assign.
@@ -117,7 +117,7 @@ pub enum Command {
     Token(token::Cmd),
     /// Show the audit trail: who changed what, when and why.
     Audit(audit::Opts),
-    /// Measure deduction throughput and read latency against a running wallet service.
+    /// Measure the services under load: deductions, balance reads, pause latency, ingest, ad decisions and billing.
     #[command(subcommand)]
     Bench(bench::Cmd),
     /// The event log (Kafka, or the embedded log): create and check topics, show consumer lag, replay a window.

@@ -32,6 +32,8 @@ pub enum Action {
         /// Only list what would run.
         #[arg(long)]
         dry_run: bool,
+        #[command(flatten)]
+        out: OutputOpts,
     },
     /// List migrations and whether each has run.
     Status(OutputOpts),
@@ -75,36 +77,52 @@ pub async fn run(g: &GlobalOpts, opts: Opts) -> anyhow::Result<()> {
             )
         }
     };
-    match opts.action.unwrap_or(Action::Run { dry_run: false }) {
+    let run = Action::Run {
+        dry_run: false,
+        out: OutputOpts {
+            format: crate::output::Format::Table,
+        },
+    };
+    match opts.action.unwrap_or(run) {
         Action::Status(out) => {
             let rows = status(&store).await?;
             print(out.format, &rows, &rows)?;
         }
-        Action::Run { dry_run: true } => {
+        Action::Run { dry_run: true, out } => {
             let pending: Vec<Row> = status(&store)
                 .await?
                 .into_iter()
                 .filter(|r| !r.applied)
                 .collect();
-            if pending.is_empty() {
+            if out.format == crate::output::Format::Json || !pending.is_empty() {
+                print(out.format, &pending, &pending)?;
+            } else {
                 println!("nothing to apply");
             }
-            for r in pending {
-                println!("would apply {} {}", r.version, r.description);
-            }
         }
-        Action::Run { dry_run: false } => {
+        Action::Run {
+            dry_run: false,
+            out,
+        } => {
             let n = store.migrate().await?;
-            println!("applied {n} migration(s)");
             // The campaign store: MongoDB indexes (and sharding on a mongos),
             // or the embedded campaigns file's own migrations.
             let campaigns = open_campaigns(&config).await?;
             let report = campaigns.migrate().await?;
-            for step in report.applied {
-                println!("campaigns: {step}");
-            }
-            for step in report.skipped {
-                println!("campaigns: skipped {step}");
+            match out.format {
+                crate::output::Format::Json => println!(
+                    "{}",
+                    serde_json::json!({ "applied": n, "campaigns": report })
+                ),
+                crate::output::Format::Table => {
+                    println!("applied {n} migration(s)");
+                    for step in report.applied {
+                        println!("campaigns: {step}");
+                    }
+                    for step in report.skipped {
+                        println!("campaigns: skipped {step}");
+                    }
+                }
             }
         }
     }

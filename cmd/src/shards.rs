@@ -29,7 +29,17 @@ pub enum Cmd {
         /// Who is doing this, for the audit trail.
         #[arg(long, env = "USER", default_value = "operator")]
         actor: String,
+        #[command(flatten)]
+        out: OutputOpts,
     },
+}
+
+#[derive(Serialize, Tabled)]
+struct ChangeRow {
+    region: String,
+    before: String,
+    after: String,
+    result: &'static str,
 }
 
 #[derive(Serialize, Tabled)]
@@ -122,6 +132,7 @@ pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
                 replicas,
                 dry_run,
                 actor,
+                out,
             } => {
                 let region = Region::parse(&region).map_err(|e| UsageError(e.to_string()))?;
                 let before = store
@@ -131,14 +142,20 @@ pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
                     .find(|a| a.region == region.as_str())
                     .map(|a| a.replicas.join(","))
                     .unwrap_or_else(|| "(none)".into());
-                println!("{region}: {before} -> {}", replicas.join(","));
-                if dry_run {
-                    println!("dry run: nothing changed");
-                    return Ok(());
+                if !dry_run {
+                    store.assign_region(&region, &replicas, &actor).await?;
                 }
-                store.assign_region(&region, &replicas, &actor).await?;
-                println!("assigned");
-                Ok(())
+                let row = ChangeRow {
+                    region: region.to_string(),
+                    before,
+                    after: replicas.join(","),
+                    result: if dry_run {
+                        "dry run: nothing changed"
+                    } else {
+                        "assigned (instances follow within 5 s)"
+                    },
+                };
+                print(out.format, &row, [&row])
             }
         }
     }

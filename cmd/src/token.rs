@@ -30,6 +30,11 @@ pub enum Cmd {
         /// Who is doing this, for the audit trail.
         #[arg(long, env = "USER", default_value = "operator")]
         actor: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        out: OutputOpts,
     },
 }
 
@@ -60,9 +65,23 @@ pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
                 }
                 Ok(())
             }
-            Cmd::Revoke { name, actor } => {
+            Cmd::Revoke {
+                name,
+                actor,
+                yes,
+                out,
+            } => {
+                if !yes {
+                    eprintln!("revoke token {name}: every client using it is refused within 10 s");
+                    if !crate::prompt::confirm("revoke a token")? {
+                        return Err(UsageError("not confirmed; nothing changed".into()).into());
+                    }
+                }
                 if store.revoke_token(&name, &actor).await? {
-                    println!("revoked {name}");
+                    match out.format {
+                        Format::Json => println!("{}", serde_json::json!({ "revoked": name })),
+                        Format::Table => println!("revoked {name}"),
+                    }
                     Ok(())
                 } else {
                     Err(UsageError(format!("no active token named {name:?}")).into())

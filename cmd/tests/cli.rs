@@ -276,8 +276,12 @@ fn migrate_shows_then_applies_the_embedded_migrations() {
     };
     let before: Value = serde_json::from_str(&run(&["migrate", "status", "-o", "json"])).unwrap();
     assert_eq!(before[0]["applied"], false);
-    assert!(run(&["migrate", "run", "--dry-run"]).contains("would apply 1 wallets"));
-    assert!(run(&["migrate"]).contains("applied 4"));
+    let pending: Value =
+        serde_json::from_str(&run(&["migrate", "run", "--dry-run", "-o", "json"])).unwrap();
+    assert_eq!(pending[0]["description"], "wallets");
+    assert!(run(&["migrate", "run", "--dry-run"]).contains("wallets"));
+    let n = before.as_array().unwrap().len();
+    assert!(run(&["migrate"]).contains(&format!("applied {n} migration(s)")));
     let after: Value = serde_json::from_str(&run(&["migrate", "status", "-o", "json"])).unwrap();
     assert_eq!(after[0]["applied"], true);
     assert!(run(&["migrate"]).contains("applied 0"));
@@ -368,8 +372,15 @@ async fn shards_show_replicas_and_assign_regions_on_the_stack() {
         "--replicas",
         "se1,sw1",
         "--dry-run",
+        "-o",
+        "json",
     ]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("SOUTH_EAST: se1 -> se1,sw1"));
+    let change: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (change["before"].as_str(), change["after"].as_str()),
+        (Some("se1"), Some("se1,sw1"))
+    );
+    assert!(change["result"].as_str().unwrap().starts_with("dry run"));
     let list: Value =
         serde_json::from_slice(&run(&["shards", "list", "-o", "json"]).stdout).unwrap();
     assert_eq!(
@@ -923,5 +934,93 @@ async fn kafka_topics_lag_and_a_dry_run_replay_on_the_embedded_log() {
         let out = cli.run(bad);
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
     }
+    app.stop().await;
+}
+
+/// Snapshots of what operators read: help text and command output. Review a
+/// change with `INSTA_UPDATE=always cargo test -p walletctl --test cli` and
+/// `git diff cmd/tests/snapshots`.
+fn snapshot_settings() -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    // Environment values shown in help differ per machine.
+    s.add_filter(r"\[env: ([A-Z_]+)=[^\]]*\]", "[env: $1]");
+    s.set_prepend_module_to_snapshot(false);
+    s
+}
+
+#[test]
+fn help_text_snapshots() {
+    let mut text = String::new();
+    for args in [
+        &["--help"][..],
+        &["reconcile", "--help"],
+        &["gc", "--help"],
+        &["kafka", "replay", "--help"],
+        &["campaigns", "--help"],
+    ] {
+        let out = walletctl(args, &[("COLUMNS", "100")]);
+        assert!(out.status.success(), "{args:?}");
+        text.push_str(&format!(
+            "$ walletctl {}\n{}\n",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout)
+        ));
+    }
+    snapshot_settings().bind(|| insta::assert_snapshot!("help", text));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn command_output_snapshots() {
+    let env = TestEnv::new(Mode::Embedded).await;
+    let app = env.spawn().await;
+    let cli = Cli {
+        env: &env,
+        app: &app,
+    };
+    let file = env.config.data_dir.join("c.json");
+    std::fs::write(
+        &file,
+        serde_json::json!({
+            "campaign_id": "snap-1", "user_id": "kim", "name": "Snapshot boots",
+            "pricing": {"model": "cpm", "price": 1500}, "budget": {"lifetime": 9000, "daily": 1000},
+            "creative": {"title": "Boots", "asset_url": "https://cdn.example/b.png", "landing_url": "https://b.example/"}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    cli.json(&[
+        "wallet",
+        "create",
+        "kim",
+        "--region",
+        "SOUTH_EAST",
+        "-o",
+        "json",
+    ]);
+    cli.json(&["wallet", "credit", "kim", "2500", "-o", "json"]);
+    cli.json(&["campaigns", "create", file.to_str().unwrap(), "-o", "json"]);
+    let backends = env.backends().await;
+    while backends.store.outbox_backlog().await.unwrap() > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mut text = String::new();
+    for args in [
+        &["wallet", "balance", "kim"][..],
+        &["campaigns", "list", "kim"],
+        &["kafka", "topics"],
+        &["gc", "--dry-run"],
+        &["reconcile"],
+        &["wallet", "balance", "nobody"],
+    ] {
+        let out = cli.run(args);
+        text.push_str(&format!(
+            "$ walletctl {}  # exit {}\n{}{}\n",
+            args.join(" "),
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    snapshot_settings().bind(|| insta::assert_snapshot!("output", text));
     app.stop().await;
 }

@@ -6,8 +6,8 @@
 //! processed changes nothing, even executed: billing recognises its events,
 //! campaign state its wallet versions, ingest its campaigns.
 
-use std::collections::HashSet;
 use serde::Serialize;
+use std::collections::HashSet;
 
 use crate::Backends;
 use crate::ads::{AdsService, CampaignInput, Created, NewCampaign};
