@@ -611,3 +611,58 @@ async fn app_pool_size(app: &App, u: &str) -> usize {
     }
     ids.len()
 }
+
+conformance!(
+    a_signing_key_rotates_without_breaking_tokens_already_out,
+    |env| {
+        let key = |id: &str, fill: char| walletctl_core::config::SigningKey {
+            id: id.into(),
+            secret: walletctl_core::config::Secret::new(fill.to_string().repeat(40)),
+        };
+        let with_keys = |keys: Vec<walletctl_core::config::SigningKey>| {
+            let mut c = env.config.clone();
+            c.display.signing_keys = keys;
+            c
+        };
+        let http = no_redirects();
+        let click = |base: String, url: &str| {
+            let path = url.split_once("/c/").unwrap().1.to_owned();
+            let http = http.clone();
+            async move {
+                http.get(format!("{base}/c/{path}"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }
+        };
+        // 1. Only k1: ads carry k1 tokens.
+        let app = App::start(with_keys(vec![key("k1", 'a')])).await;
+        let u = user();
+        app.wallet_with(&u, "SOUTH_EAST", 10_000).await;
+        let (s, _, _) = ads_post(&app, "/campaigns", campaign(&format!("rot-{u}"), &u, 100)).await;
+        assert_eq!(s, 201);
+        let query = format!("slot=s&advertiser={u}");
+        let old = ad_from(&app, &query).await["click_url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(old.split_once("/c/").unwrap().1.starts_with("k1."));
+        app.stop().await;
+        // 2. k2 first, k1 kept: new tokens are k2's, old ones still work.
+        let app = App::start(with_keys(vec![key("k2", 'b'), key("k1", 'a')])).await;
+        let new = ad_from(&app, &query).await["click_url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(new.split_once("/c/").unwrap().1.starts_with("k2."));
+        assert_eq!(click(app.display.clone(), &old).await, 302);
+        app.stop().await;
+        // 3. k1 removed: its tokens are refused, k2's accepted.
+        let app = App::start(with_keys(vec![key("k2", 'b')])).await;
+        assert_eq!(click(app.display.clone(), &old).await, 403);
+        assert_eq!(click(app.display.clone(), &new).await, 302);
+        app.stop().await;
+    }
+);
