@@ -112,6 +112,43 @@ impl Biller {
         Ok(billed)
     }
 
+    /// Resumes the campaigns paused for their budget whose budgets can pay
+    /// again (run when the UTC day changes: daily budgets reset). Returns how
+    /// many resumed (or moved to `wallet_empty`).
+    pub async fn settle_budgets(&self) -> anyhow::Result<u64> {
+        let today = super::rules::day_of(crate::now_ms());
+        let mut settled = 0;
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.ads.store().page(after.as_deref(), 500).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.campaign_id.clone());
+            for c in page {
+                if !(c.status == crate::ads::Status::Paused
+                    && c.status_reason == Some(crate::ads::StatusReason::BudgetExhausted))
+                {
+                    continue;
+                }
+                let counters = self
+                    .store
+                    .campaign_billing(&c.campaign_id)
+                    .await?
+                    .map(|b| b.counters())
+                    .unwrap_or_default();
+                if super::rules::budget_can_pay(&Terms::of(&c), &counters, today, c.max_charge())
+                    && self
+                        .ads
+                        .resume_budget(&CampaignId::parse(&c.campaign_id)?)
+                        .await?
+                        .is_some()
+                {
+                    settled += 1;
+                }
+            }
+        }
+        Ok(settled)
+    }
+
     /// Copies charged spend to the campaigns; what fails is kept for next time.
     pub async fn copy_spend(&self) {
         let pending: Vec<(String, i64)> = self

@@ -175,6 +175,19 @@ fn kind_model(kind: AdEventKind) -> PricingModel {
     }
 }
 
+/// Whether the budgets left can pay the next event whatever it costs
+/// (`max_charge`) on `today`: a campaign paused for its budget may then
+/// resume (a new day for a daily budget, or a budget raised).
+pub fn budget_can_pay(terms: &Terms, counters: &Counters, today: i64, max_charge: i64) -> bool {
+    let day_spent = if counters.day == today {
+        counters.day_spent
+    } else {
+        0
+    };
+    terms.lifetime - counters.spent >= max_charge
+        && terms.daily.is_none_or(|d| d - day_spent >= max_charge)
+}
+
 /// Whether a campaign with `counters` has spent a budget: it then pauses.
 pub fn exhausted(terms: &Terms, counters: &Counters, today: i64) -> bool {
     counters.spent >= terms.lifetime

@@ -85,6 +85,24 @@ pub struct CampaignBilling {
     pub remainder_milli: i64,
     /// Events not billed.
     pub unbilled: i64,
+    /// The UTC day (days since the epoch) `day_spent` counts.
+    pub day: i64,
+    /// Minor units charged on `day`.
+    pub day_spent: i64,
+}
+
+impl CampaignBilling {
+    /// Billing's counters, for the budget rules.
+    pub fn counters(&self) -> Counters {
+        Counters {
+            impressions: self.impressions,
+            clicks: self.clicks,
+            spent: self.spent,
+            remainder_milli: self.remainder_milli,
+            day: self.day,
+            day_spent: self.day_spent,
+        }
+    }
 }
 
 const COUNTER_COLUMNS: &str = "impressions, clicks, spent, remainder_milli, day, day_spent";
@@ -480,10 +498,10 @@ impl Store {
         campaign: &str,
     ) -> Result<Option<CampaignBilling>, StoreError> {
         const SQL: &str = "SELECT b.impressions, b.clicks, b.spent, b.remainder_milli, \
-             CAST((SELECT COUNT(*) FROM ad_events e WHERE e.campaign_id = b.campaign_id AND e.status = 'unbilled') AS BIGINT) \
-             FROM ad_billing b WHERE b.campaign_id = $1";
+             CAST((SELECT COUNT(*) FROM ad_events e WHERE e.campaign_id = b.campaign_id AND e.status = 'unbilled') AS BIGINT), \
+             b.day, b.day_spent FROM ad_billing b WHERE b.campaign_id = $1";
         let row = in_tx!(self, primary, |tx| {
-            sqlx::query_as::<_, (i64, i64, i64, i64, i64)>(SQL)
+            sqlx::query_as::<_, (i64, i64, i64, i64, i64, i64, i64)>(SQL)
                 .persistent(false)
                 .bind(campaign)
                 .fetch_optional(&mut *tx)
@@ -496,6 +514,8 @@ impl Store {
             spent: r.2,
             remainder_milli: r.3,
             unbilled: r.4,
+            day: r.5,
+            day_spent: r.6,
         }))
     }
 }

@@ -308,12 +308,20 @@ async fn campaign(
         Err(e) => return Err(e.into()),
     };
     let billed = store.campaign_billing(&c.campaign_id).await?;
-    let billed_spent = billed.as_ref().map_or(0, |b| b.spent);
+    let counters = billed.as_ref().map(|b| b.counters()).unwrap_or_default();
+    let billed_spent = counters.spent;
     let can_pay = balance.is_some_and(|b| b >= c.min_charge());
     let wallet_paused =
         c.status == Status::Paused && c.status_reason == Some(StatusReason::WalletEmpty);
-    let budget_spent =
-        billed_spent >= c.budget.lifetime || c.budget.lifetime - billed_spent < c.max_charge();
+    let budget_paused =
+        c.status == Status::Paused && c.status_reason == Some(StatusReason::BudgetExhausted);
+    let today = crate::billing::rules::day_of(crate::now_ms());
+    let budget_ok = crate::billing::rules::budget_can_pay(
+        &crate::billing::Terms::of(c),
+        &counters,
+        today,
+        c.max_charge(),
+    );
     if c.status == Status::Active && !can_pay {
         let fixed = fix && ads.settle_wallet(&id, balance).await?.is_some();
         check.found(
@@ -335,11 +343,20 @@ async fn campaign(
             ),
             fixed,
         );
-    } else if c.status == Status::Active && budget_spent {
+    } else if c.status == Status::Active && !budget_ok {
         let fixed = fix && ads.exhaust_budget(&id).await?.status == Status::Paused;
         check.found(
             format!(
-                "{}: active, but billing has spent {billed_spent} of its {} budget",
+                "{}: active, but its budget cannot pay its next event (billed {billed_spent} of {}; today {})",
+                c.campaign_id, c.budget.lifetime, if counters.day == today { counters.day_spent } else { 0 }
+            ),
+            fixed,
+        );
+    } else if budget_paused && budget_ok {
+        let fixed = fix && ads.resume_budget(&id).await?.is_some();
+        check.found(
+            format!(
+                "{}: paused for its budget, which can pay again (billed {billed_spent} of {})",
                 c.campaign_id, c.budget.lifetime
             ),
             fixed,

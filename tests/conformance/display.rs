@@ -666,3 +666,66 @@ conformance!(
         app.stop().await;
     }
 );
+
+conformance!(
+    a_daily_budget_pauses_the_campaign_until_the_next_day,
+    |env| {
+        let app = env.spawn().await;
+        let u = user();
+        let id = format!("daily-{u}");
+        app.wallet_with(&u, "SOUTH_EAST", 10_000).await;
+        let mut body = campaign(&id, &u, 1_000);
+        body["budget"] = json!({"lifetime": 50_000, "daily": 2_000});
+        let (s, _, _) = ads_post(&app, "/campaigns", body).await;
+        assert_eq!(s, 201);
+        let query = format!("slot=s&advertiser={u}");
+        let http = no_redirects();
+        for _ in 0..3 {
+            let ad = ad_from(&app, &query).await;
+            let res = http
+                .get(ad["click_url"].as_str().unwrap())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 302);
+        }
+        let billing = billing_with(&app, &id, 3).await;
+        assert_eq!(billing["totals"]["spent"], 2_000);
+        assert_eq!(
+            count(&billing, |e| e["reason"] == "daily_budget_exhausted"),
+            1
+        );
+        let c = campaign_until(&app, &id, "paused", |c| c["status"] == "paused").await;
+        assert_eq!(c["status_reason"], "budget_exhausted");
+        app.stop().await;
+
+        // The next UTC day (billing's counters say the spend was yesterday's).
+        env.sql(&format!(
+            "UPDATE ad_billing SET day = day - 1 WHERE campaign_id = '{id}'"
+        ))
+        .await;
+        let backends = env.backends().await;
+        let limits = walletctl_core::ops::reconcile::Limits {
+            outbox_age_ms: 60_000,
+            replica_lag_ms: 60_000,
+        };
+        let found =
+            walletctl_core::ops::reconcile::reconcile(&backends, limits, false, &|_, _| {}).await;
+        let status = found
+            .checks
+            .iter()
+            .find(|c| c.check == "campaign_status")
+            .unwrap();
+        assert_eq!(status.found, 1, "{:?}", status.details);
+        assert!(
+            status.details[0].contains("can pay again"),
+            "{:?}",
+            status.details
+        );
+        // Billing settles budgets when it starts and at each new day: it resumes.
+        let app = App::start(env.config.clone()).await;
+        let c = campaign_until(&app, &id, "resumed", |c| c["status"] == "active").await;
+        assert_eq!(c["status_reason"], serde_json::Value::Null);
+        app.stop().await;
+    }
+);

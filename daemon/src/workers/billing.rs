@@ -31,6 +31,9 @@ pub async fn run(state: AppState, stop: CancellationToken) {
     let copier = {
         let (b, stop) = (biller.clone(), stop.clone());
         tokio::spawn(async move {
+            // Daily budgets reset at 00:00 UTC: at start and at each new day,
+            // campaigns paused for their budget resume if it can pay again.
+            let mut settled_day = None;
             loop {
                 let stopped = tokio::select! {
                     _ = stop.cancelled() => true,
@@ -39,6 +42,21 @@ pub async fn run(state: AppState, stop: CancellationToken) {
                 b.copy_spend().await;
                 if stopped {
                     return;
+                }
+                let today = walletctl_core::billing::rules::day_of(walletctl_core::now_ms());
+                if settled_day != Some(today) {
+                    match b.settle_budgets().await {
+                        Ok(n) => {
+                            settled_day = Some(today);
+                            if n > 0 {
+                                tracing::info!(
+                                    campaigns = n,
+                                    "budgets can pay again: campaigns resumed"
+                                );
+                            }
+                        }
+                        Err(e) => tracing::debug!(error = %e, "budgets not settled yet"),
+                    }
                 }
             }
         })
