@@ -1,20 +1,24 @@
-//! The wallet service: per-user batching and the per-user lock around the
-//! store's transaction.
+//! The wallet service: group commit of money commands, and the per-user
+//! lock around it.
 //!
-//! Money commands for one user that arrive while an earlier one is being
-//! applied wait in that user's queue. The task applying a batch (the
-//! leader) then takes the whole queue, in arrival order, and applies it in
-//! one transaction, under one lock acquisition, with one commit. Each command
-//! is still accepted or refused on its own. A single request waits for
-//! nobody: a batch of one goes straight through.
+//! While a commit is in flight, the commands that arrive (for any user)
+//! wait. The task applying them (the leader) then takes what is waiting, up
+//! to [`MAX_BATCH`] commands in arrival order, groups them by user, and
+//! applies every user's batch in one transaction with one commit: one fsync
+//! and one synchronous-replication round trip for many users
+//! ([`Store::apply_group`]). Each command is still accepted or refused on
+//! its own, in arrival order per user; wallets are locked in user-id order.
+//! A lone request waits for nobody: with nothing in flight it is applied at
+//! once.
 //!
-//! Each user's queue is bounded: past `max_queue` waiting commands a new one
-//! is refused with [`StoreError::Overloaded`] before anything is written. If a
-//! whole batch fails on a database error, its commands are retried one at a
-//! time, so no command's answer depends on another's: idempotency keys make
-//! that safe even when the failed batch may have committed.
+//! Each user's commands waiting at once are bounded: past `max_queue` a new
+//! one is refused with [`StoreError::Overloaded`] before anything is
+//! written. If a group fails on a database error, each user's batch is
+//! retried on its own, then one command at a time, so no command's answer
+//! depends on another's: idempotency keys make that safe even when the
+//! failed transaction may have committed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use futures::FutureExt;
@@ -34,13 +38,22 @@ struct Pending {
     reply: oneshot::Sender<Result<Outcome, StoreError>>,
 }
 
+/// The commands waiting for the next commit.
+#[derive(Default)]
+struct Queue {
+    waiting: VecDeque<Pending>,
+    /// Commands waiting, per user (the bound).
+    per_user: HashMap<UserId, usize>,
+    /// Whether a leader is applying a group.
+    running: bool,
+}
+
 /// Moves money and reads balances. Cheap to clone.
 #[derive(Clone)]
 pub struct WalletService {
     store: Store,
     locks: Arc<dyn UserLocks>,
-    /// Users with a batch in flight, and the commands waiting for the next one.
-    queues: Arc<Mutex<HashMap<UserId, Vec<Pending>>>>,
+    queue: Arc<Mutex<Queue>>,
     /// The most commands one user may have waiting.
     max_queue: usize,
 }
@@ -51,7 +64,7 @@ impl WalletService {
         WalletService {
             store,
             locks,
-            queues: Arc::default(),
+            queue: Arc::default(),
             max_queue: max_queue.max(1),
         }
     }
@@ -61,35 +74,28 @@ impl WalletService {
         &self.store
     }
 
-    /// Applies a money command, batched with the same user's concurrent ones.
+    /// Applies a money command, committed together with the commands of any
+    /// user that arrive while another commit is in flight.
     pub async fn apply(&self, cmd: MoneyCommand) -> Result<Outcome, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let user = cmd.user.clone();
-        let pending = Pending { cmd, reply };
         let lead = {
-            let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
-            match queues.get_mut(&user) {
-                Some(waiting) if waiting.len() >= self.max_queue => {
-                    metrics::counter!("wallet_queue_full_total").increment(1);
-                    return Err(StoreError::Overloaded);
-                }
-                Some(waiting) => {
-                    waiting.push(pending);
-                    None
-                }
-                None => {
-                    queues.insert(user.clone(), Vec::new());
-                    Some(pending)
-                }
+            let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            let waiting = q.per_user.entry(cmd.user.clone()).or_default();
+            if *waiting >= self.max_queue {
+                metrics::counter!("wallet_queue_full_total").increment(1);
+                return Err(StoreError::Overloaded);
             }
+            *waiting += 1;
+            q.waiting.push_back(Pending { cmd, reply });
+            !std::mem::replace(&mut q.running, true)
         };
-        if let Some(first) = lead {
+        if lead {
             // A task of its own: if this request's client goes away, the
             // commands queued behind it are still applied and answered.
             let this = self.clone();
-            tokio::spawn(async move { this.lead(user, first).await });
+            tokio::spawn(async move { this.lead().await });
         }
-        // A dropped reply means the batch task died (a panic) at a point
+        // A dropped reply means the group task died (a panic) at a point
         // where the command may or may not have been committed.
         answer.await.unwrap_or_else(|_| {
             Err(StoreError::OutcomeUnknown(
@@ -98,52 +104,85 @@ impl WalletService {
         })
     }
 
-    async fn lead(&self, user: UserId, first: Pending) {
-        let mut batch = vec![first];
+    /// Applies what waits, a group at a time, until nothing does.
+    async fn lead(&self) {
         loop {
-            // A panic in one batch drops its replies (its callers get an
-            // error) but must not leave this user's queue wedged.
-            if AssertUnwindSafe(self.run_batch(&user, batch))
+            let group: Vec<Pending> = {
+                let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+                if q.waiting.is_empty() {
+                    q.running = false;
+                    return;
+                }
+                let take = q.waiting.len().min(MAX_BATCH);
+                let group: Vec<Pending> = q.waiting.drain(..take).collect();
+                for p in &group {
+                    if let Some(n) = q.per_user.get_mut(&p.cmd.user) {
+                        *n -= 1;
+                        if *n == 0 {
+                            q.per_user.remove(&p.cmd.user);
+                        }
+                    }
+                }
+                group
+            };
+            // A panic in one group drops its replies (its callers get an
+            // error) but must not leave the queue wedged.
+            if AssertUnwindSafe(self.run_group(group))
                 .catch_unwind()
                 .await
                 .is_err()
             {
-                tracing::error!(user = %user, "a wallet batch panicked; its requests failed");
+                tracing::error!("a wallet group commit panicked; its requests failed");
             }
-            let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
-            let Some(waiting) = queues.get_mut(&user) else {
-                return;
-            };
-            if waiting.is_empty() {
-                queues.remove(&user);
-                return;
-            }
-            let take = waiting.len().min(MAX_BATCH);
-            batch = waiting.drain(..take).collect();
         }
     }
 
-    async fn run_batch(&self, user: &UserId, batch: Vec<Pending>) {
-        metrics::histogram!("wallet_batch_size").record(batch.len() as f64);
-        // Debits take the user's lock so instances do not pile onto one row.
-        // Without it (Redis down, or the wait ran out) the batch goes on: the
-        // transaction alone keeps the balance from going below zero.
-        let lease = if batch.iter().any(|p| p.cmd.delta < 0) {
-            self.lock(user).await
-        } else {
-            None
-        };
-        let (mut cmds, replies): (Vec<MoneyCommand>, Vec<_>) =
-            batch.into_iter().map(|p| (p.cmd, p.reply)).unzip();
-        for c in &mut cmds {
-            c.fence = lease.as_ref().map(|l| l.fence);
+    async fn run_group(&self, group: Vec<Pending>) {
+        metrics::histogram!("wallet_batch_size").record(group.len() as f64);
+        // Each user's commands in arrival order; users in id order.
+        let mut by_user: Vec<(UserId, Vec<Pending>)> = Vec::new();
+        for p in group {
+            match by_user.iter_mut().find(|(u, _)| *u == p.cmd.user) {
+                Some((_, list)) => list.push(p),
+                None => by_user.push((p.cmd.user.clone(), vec![p])),
+            }
         }
-        let results = self.store.apply_batch_or_each(&cmds).await;
-        if let Some(lease) = lease {
-            self.locks.release(lease).await;
+        by_user.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        metrics::histogram!("wallet_group_users").record(by_user.len() as f64);
+        // Debits take their users' locks so instances do not pile onto one
+        // row. Without one (Redis down, or the wait ran out) the group goes
+        // on: the transaction alone keeps balances from going below zero.
+        let leases = futures::future::join_all(by_user.iter().map(|(user, list)| async move {
+            if list.iter().any(|p| p.cmd.delta < 0) {
+                self.lock(user).await
+            } else {
+                None
+            }
+        }))
+        .await;
+        let mut batches: Vec<Vec<MoneyCommand>> = Vec::with_capacity(by_user.len());
+        let mut replies = Vec::with_capacity(by_user.len());
+        for ((_, list), lease) in by_user.into_iter().zip(&leases) {
+            let (mut cmds, rs): (Vec<MoneyCommand>, Vec<_>) =
+                list.into_iter().map(|p| (p.cmd, p.reply)).unzip();
+            for c in &mut cmds {
+                c.fence = lease.as_ref().map(|l| l.fence);
+            }
+            batches.push(cmds);
+            replies.push(rs);
         }
-        for (reply, result) in replies.into_iter().zip(results) {
-            let _ = reply.send(result);
+        let results = self.store.apply_group_or_each(&batches).await;
+        futures::future::join_all(
+            leases
+                .into_iter()
+                .flatten()
+                .map(|lease| self.locks.release(lease)),
+        )
+        .await;
+        for (rs, answers) in replies.into_iter().zip(results) {
+            for (reply, result) in rs.into_iter().zip(answers) {
+                let _ = reply.send(result);
+            }
         }
     }
 

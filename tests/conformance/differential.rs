@@ -6,6 +6,9 @@
 //! exactly the expected fields), the audit rows, the stored answers and the
 //! wallets. Times and generated event ids are the only fields left out.
 //!
+//! A third of the rounds are group commits: several users' batches in one
+//! transaction (`Store::apply_group`).
+//!
 //! The sequences mix deductions, credits and adjustments; amounts that hit
 //! zero and the balance limit; keys repeated inside one batch and across
 //! batches, reused with another body, and shared by two callers; and a
@@ -215,23 +218,57 @@ async fn run_seed(seed: u64) {
     let (sqlite, pg) = (prepared(&sqlite_env).await, prepared(&pg_env).await);
     let mut rng = Rng(seed);
     for round in 0..25 {
-        let user = if rng.below(10) == 0 {
-            UNKNOWN
-        } else {
-            *rng.pick(&USERS)
+        let pick_user = |rng: &mut Rng| {
+            if rng.below(10) == 0 {
+                UNKNOWN
+            } else {
+                *rng.pick(&USERS)
+            }
         };
-        let batch: Vec<MoneyCommand> = (0..1 + rng.below(5))
-            .map(|_| command(&mut rng, user))
-            .collect();
-        let a = sqlite.store.apply_batch(&batch).await.unwrap();
-        let b = pg.store.apply_batch(&batch).await.unwrap();
-        let (a, b): (Vec<String>, Vec<String>) = (
-            a.iter().map(comparable).collect(),
-            b.iter().map(comparable).collect(),
-        );
+        // A third of the rounds are group commits: several users' batches
+        // in one transaction, given in no particular order.
+        let group: Vec<Vec<MoneyCommand>> = if rng.below(3) == 0 {
+            let mut users: Vec<&str> = Vec::new();
+            for _ in 0..2 + rng.below(2) {
+                let u = pick_user(&mut rng);
+                if !users.contains(&u) {
+                    users.push(u);
+                }
+            }
+            users
+                .into_iter()
+                .map(|u| {
+                    (0..1 + rng.below(3))
+                        .map(|_| command(&mut rng, u))
+                        .collect()
+                })
+                .collect()
+        } else {
+            let user = pick_user(&mut rng);
+            vec![
+                (0..1 + rng.below(5))
+                    .map(|_| command(&mut rng, user))
+                    .collect(),
+            ]
+        };
+        let (a, b) = if group.len() == 1 {
+            (
+                vec![sqlite.store.apply_batch(&group[0]).await.unwrap()],
+                vec![pg.store.apply_batch(&group[0]).await.unwrap()],
+            )
+        } else {
+            (
+                sqlite.store.apply_group(&group).await.unwrap(),
+                pg.store.apply_group(&group).await.unwrap(),
+            )
+        };
+        let flat = |answers: Vec<Vec<Result<Outcome, StoreError>>>| -> Vec<String> {
+            answers.iter().flatten().map(comparable).collect()
+        };
+        let (a, b) = (flat(a), flat(b));
         assert_eq!(
             a, b,
-            "seed {seed}, round {round}: SQLite and PostgreSQL answered differently to {batch:#?}"
+            "seed {seed}, round {round}: SQLite and PostgreSQL answered differently to {group:#?}"
         );
     }
     let mut lite = sqlx::SqliteConnection::connect(&format!(

@@ -384,11 +384,15 @@ conformance!(one_relay_holds_the_lease_at_a_time, |env| {
 
 conformance!(a_request_past_its_deadline_is_an_unknown_outcome, |env| {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // The wallet is made before the short deadline applies: under load a
+    // setup request could outlast 300 ms itself.
+    let u = user();
+    let setup = env.spawn().await;
+    setup.wallet_with(&u, "SOUTH_EAST", 10).await;
+    setup.stop().await;
     let mut config = env.config.clone();
     config.wallet.request_timeout_ms = 300;
     let app = harness::App::start(config).await;
-    let u = user();
-    app.wallet_with(&u, "SOUTH_EAST", 10).await;
     // A body that never finishes keeps the request inside its deadline's reach.
     let mut tcp = tokio::net::TcpStream::connect(app.wallet.trim_start_matches("http://"))
         .await
@@ -411,8 +415,14 @@ conformance!(a_request_past_its_deadline_is_an_unknown_outcome, |env| {
         answer.to_ascii_lowercase().contains("retry-after"),
         "{answer}"
     );
-    assert_eq!(app.balance(&u).await, 10, "nothing was applied");
     app.stop().await;
+    let store = env.backends().await.store;
+    let user_id = walletctl_core::domain::UserId::parse(&u).unwrap();
+    assert_eq!(
+        store.ledger_sum(&user_id).await.unwrap(),
+        (10, 10),
+        "nothing was applied"
+    );
 });
 
 fn money(
@@ -580,3 +590,93 @@ conformance!(arrays_are_not_objects, |env| {
     assert_eq!(s, 422);
     app.stop().await;
 });
+
+/// A group commit that one user's bad command fails is retried user by
+/// user, then command by command: the other users' commands are applied and
+/// answered as if alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_users_bad_command_does_not_fail_the_group() {
+    let env = TestEnv::new(Mode::Distributed).await;
+    let backends = env.backends().await;
+    backends.store.migrate().await.unwrap();
+    let region = walletctl_core::domain::Region::parse("SOUTH_EAST").unwrap();
+    let (good, bad) = (user(), user());
+    for u in [&good, &bad] {
+        backends
+            .store
+            .create_wallet(
+                &walletctl_core::domain::UserId::parse(u).unwrap(),
+                &region,
+                "test",
+            )
+            .await
+            .unwrap();
+    }
+    let group = vec![
+        vec![
+            money(&bad, 7, "x", "shop", "bad\u{0}byte"),
+            money(&bad, 3, "y", "shop", "ok"),
+        ],
+        vec![
+            money(&good, 5, "a", "shop", "ok"),
+            money(&good, -2, "b", "shop", "ok"),
+        ],
+    ];
+    assert!(
+        backends.store.apply_group(&group).await.is_err(),
+        "PostgreSQL fails the whole group (else this test shows nothing)"
+    );
+    let out = backends.store.apply_group_or_each(&group).await;
+    let after = |r: &Result<walletctl_core::wallet::Outcome, _>| {
+        r.as_ref().unwrap().result.as_ref().unwrap().balance_after
+    };
+    assert!(out[0][0].is_err(), "the bad command gets its own error");
+    assert_eq!(after(&out[0][1]), 3);
+    assert_eq!((after(&out[1][0]), after(&out[1][1])), (5, 3));
+    for (u, want) in [(&good, 3), (&bad, 3)] {
+        assert_eq!(
+            backends
+                .store
+                .ledger_sum(&walletctl_core::domain::UserId::parse(u).unwrap())
+                .await
+                .unwrap(),
+            (want, want)
+        );
+    }
+}
+
+// Many users' deductions at once through the service commit together and
+// each comes out exactly as if alone.
+conformance!(
+    a_group_commit_decides_each_users_commands_on_their_own,
+    |env| {
+        let app = env.spawn().await;
+        let users: Vec<String> = (0..12).map(|_| user()).collect();
+        for u in &users {
+            app.wallet_with(u, "SOUTH_EAST", 100).await;
+        }
+        // Every user: 60 + 60 at once; exactly one is refused per user.
+        let app_ref = &app;
+        let sends = users.iter().flat_map(|u| {
+            (0..2).map(move |i| {
+                let app = app_ref;
+                async move {
+                    app.post(
+                        &format!("/wallet/{u}/deduct"),
+                        super::amount(60),
+                        Some(&format!("g{i}-{u}")),
+                    )
+                    .await
+                    .0
+                }
+            })
+        });
+        let statuses = futures::future::join_all(sends).await;
+        assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 12);
+        assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 12);
+        for u in &users {
+            assert_eq!(app.balance(u).await, 40);
+        }
+        app.stop().await;
+    }
+);

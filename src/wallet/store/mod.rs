@@ -174,6 +174,84 @@ impl Store {
         Ok(results)
     }
 
+    /// Several users' batches in **one transaction and one commit** (group
+    /// commit): each batch holds one user's commands in arrival order, no
+    /// user twice. The wallets are locked in user-id order, so two group
+    /// transactions never wait on each other in a cycle; each user's batch
+    /// follows [`Store::apply_batch`]'s steps and rules exactly. Answers
+    /// come back per batch, in the order given.
+    pub async fn apply_group(
+        &self,
+        groups: &[Vec<MoneyCommand>],
+    ) -> Result<Vec<Vec<Result<Outcome, StoreError>>>, StoreError> {
+        let mut order: Vec<usize> = (0..groups.len())
+            .filter(|&i| !groups[i].is_empty())
+            .collect();
+        for &i in &order {
+            let user = &groups[i][0].user;
+            if groups[i].iter().any(|c| &c.user != user) {
+                return Err(StoreError::Failed(
+                    "a batch must hold one user's commands".into(),
+                ));
+            }
+        }
+        order.sort_by(|&a, &b| groups[a][0].user.as_str().cmp(groups[b][0].user.as_str()));
+        if order
+            .windows(2)
+            .any(|w| groups[w[0]][0].user == groups[w[1]][0].user)
+        {
+            return Err(StoreError::Failed(
+                "a group must hold each user's batch once".into(),
+            ));
+        }
+        let sorted: Vec<&[MoneyCommand]> = order.iter().map(|&i| groups[i].as_slice()).collect();
+        if sorted.is_empty() {
+            return Ok(groups.iter().map(|_| Vec::new()).collect());
+        }
+        // On PostgreSQL the commit level is set inside the function with
+        // set_config(…, true): this transaction only.
+        let (answers, changed) =
+            in_tx!(self, primary, |tx| tx.apply_group_in(self, &sorted).await?);
+        if changed {
+            self.inner.outbox_notify.notify_one();
+        }
+        let mut out: Vec<Vec<Result<Outcome, StoreError>>> =
+            groups.iter().map(|_| Vec::new()).collect();
+        for (i, a) in order.into_iter().zip(answers) {
+            out[i] = a;
+        }
+        Ok(out)
+    }
+
+    /// [`Store::apply_group`], and if the whole group fails on a database
+    /// error, each user's batch again on its own (with
+    /// [`Store::apply_batch_or_each`]): no command's answer may depend on
+    /// another user's bad input. One answer per command, per batch.
+    pub async fn apply_group_or_each(
+        &self,
+        groups: &[Vec<MoneyCommand>],
+    ) -> Vec<Vec<Result<Outcome, StoreError>>> {
+        if groups.len() == 1 {
+            return vec![self.apply_batch_or_each(&groups[0]).await];
+        }
+        match self.apply_group(groups).await {
+            Ok(answers) => answers,
+            Err(e) if e.is_unavailable() => groups
+                .iter()
+                .map(|g| g.iter().map(|_| Err(e.duplicate())).collect())
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, users = groups.len(), "a group commit failed; retrying each user's batch on its own");
+                metrics::counter!("wallet_batch_retried_total").increment(1);
+                let mut each = Vec::with_capacity(groups.len());
+                for g in groups {
+                    each.push(self.apply_batch_or_each(g).await);
+                }
+                each
+            }
+        }
+    }
+
     /// Reads a wallet with the asked-for consistency.
     pub async fn wallet(
         &self,
@@ -304,37 +382,61 @@ impl Store {
     }
 }
 
+/// Each batch's answers, and whether any wallet changed.
+pub(crate) type GroupAnswer = (Vec<Vec<Result<Outcome, StoreError>>>, bool);
+
 /// A transaction the money path can run in: the caller's own, so that
 /// another area (billing) moves money atomically with its own rows. The
 /// caller commits, then wakes the relay if the answer says a wallet changed.
 pub(crate) trait MoneyConn {
-    /// [`Store::apply_batch`]'s steps inside this transaction.
-    fn apply_in(
+    /// Users' batches (each one user's commands, the users in id order),
+    /// each with [`Store::apply_batch`]'s steps, inside this transaction.
+    fn apply_group_in(
         &mut self,
         store: &Store,
-        cmds: &[MoneyCommand],
-    ) -> impl Future<Output = Result<(Vec<Result<Outcome, StoreError>>, bool), StoreError>> + Send;
-}
+        groups: &[&[MoneyCommand]],
+    ) -> impl Future<Output = Result<GroupAnswer, StoreError>> + Send;
 
-impl MoneyConn for sqlx::PgConnection {
+    /// One user's batch inside this transaction.
     fn apply_in(
         &mut self,
         store: &Store,
         cmds: &[MoneyCommand],
     ) -> impl Future<Output = Result<(Vec<Result<Outcome, StoreError>>, bool), StoreError>> + Send
+    where
+        Self: Send,
     {
-        postgres::apply_in(store, self, cmds)
+        async move {
+            let (mut answers, changed) = self.apply_group_in(store, &[cmds]).await?;
+            Ok((answers.pop().unwrap_or_default(), changed))
+        }
+    }
+}
+
+impl MoneyConn for sqlx::PgConnection {
+    fn apply_group_in(
+        &mut self,
+        store: &Store,
+        groups: &[&[MoneyCommand]],
+    ) -> impl Future<Output = Result<GroupAnswer, StoreError>> + Send {
+        postgres::apply_group_in(store, self, groups)
     }
 }
 
 impl MoneyConn for sqlx::SqliteConnection {
-    fn apply_in(
+    async fn apply_group_in(
         &mut self,
         store: &Store,
-        cmds: &[MoneyCommand],
-    ) -> impl Future<Output = Result<(Vec<Result<Outcome, StoreError>>, bool), StoreError>> + Send
-    {
-        sqlite::apply_in(store, self, cmds)
+        groups: &[&[MoneyCommand]],
+    ) -> Result<GroupAnswer, StoreError> {
+        let mut answers = Vec::with_capacity(groups.len());
+        let mut changed = false;
+        for g in groups {
+            let (a, c) = sqlite::apply_in(store, self, g).await?;
+            answers.push(a);
+            changed |= c;
+        }
+        Ok((answers, changed))
     }
 }
 

@@ -1,7 +1,10 @@
-//! The PostgreSQL adapter of the money path: a batch is one call of the
-//! server-side function `walletctl_apply_batch` (migrations 0002 and 0003),
-//! which applies the same rules as the SQLite adapter (`sqlite.rs`) inside
-//! the server, so that a batch crosses PgBouncer once. The differential test
+//! The PostgreSQL adapter of the money path: a group of users' batches is
+//! one call of the server-side `walletctl_apply_group` (migration 0008),
+//! which applies each user's batch with `walletctl_apply_batch` (migrations
+//! 0002 and 0003), in the order given (by user id), inside the caller's
+//! transaction; a single batch is a group of one. The rules are the SQLite
+//! adapter's (`sqlite.rs`), applied inside the server so that a whole group
+//! crosses PgBouncer once. The differential test
 //! (`tests/conformance/differential.rs`) holds the two to the same results.
 
 use sqlx::PgConnection;
@@ -12,48 +15,69 @@ use crate::now_ms;
 use crate::platform::sql::{Store, StoreError};
 use crate::wallet::model::{MoneyCommand, Outcome, StoredAnswer};
 
-/// The batch inside a transaction the caller commits; also answers whether
-/// any wallet changed (the caller then wakes the outbox relay).
-pub(super) async fn apply_in(
+/// Each batch's answers, and whether any wallet changed.
+type GroupAnswer = (Vec<Vec<Result<Outcome, StoreError>>>, bool);
+
+/// Users' batches (each one user's, the users in id order) inside a
+/// transaction the caller commits; also answers whether any wallet changed
+/// (the caller then wakes the outbox relay).
+pub(super) async fn apply_group_in(
     store: &Store,
     conn: &mut PgConnection,
-    cmds: &[MoneyCommand],
-) -> Result<(Vec<Result<Outcome, StoreError>>, bool), StoreError> {
-    let hashes: Vec<String> = cmds.iter().map(MoneyCommand::request_hash).collect();
-    let payload: Vec<serde_json::Value> = cmds
+    groups: &[&[MoneyCommand]],
+) -> Result<GroupAnswer, StoreError> {
+    let hashes: Vec<Vec<String>> = groups
+        .iter()
+        .map(|g| g.iter().map(MoneyCommand::request_hash).collect())
+        .collect();
+    let users: Vec<&str> = groups.iter().map(|g| g[0].user.as_str()).collect();
+    let payload: Vec<serde_json::Value> = groups
         .iter()
         .zip(&hashes)
-        .map(|(c, h)| {
-            serde_json::json!({
-                "key": c.key.as_str(), "hash": h, "kind": c.kind.as_str(), "delta": c.delta,
-                "reason": c.reason, "reference": c.reference, "actor": c.actor, "fence": c.fence,
-                "event_id": uuid::Uuid::now_v7().to_string(),
-            })
+        .map(|(g, hs)| {
+            g.iter()
+                .zip(hs)
+                .map(|(c, h)| {
+                    serde_json::json!({
+                        "key": c.key.as_str(), "hash": h, "kind": c.kind.as_str(), "delta": c.delta,
+                        "reason": c.reason, "reference": c.reference, "actor": c.actor, "fence": c.fence,
+                        "event_id": uuid::Uuid::now_v7().to_string(),
+                    })
+                })
+                .collect()
         })
         .collect();
     let payload = serde_json::Value::Array(payload).to_string();
-    let rows = sqlx::query_as::<_, (i32, String, Option<String>)>("SELECT o_idx, o_outcome, o_response FROM walletctl_apply_batch($1, CAST($2 AS JSONB), $3, $4, $5)")
-        .persistent(false)
-        .bind(cmds[0].user.as_str())
-        .bind(payload)
-        .bind(now_ms())
-        .bind(MAX_BALANCE)
-        .bind(store.inner.synchronous_commit.clone())
-        .fetch_all(&mut *conn)
-        .await?;
-    let mut results: Vec<Option<Result<Outcome, StoreError>>> = cmds.iter().map(|_| None).collect();
+    let rows = sqlx::query_as::<_, (i32, i32, String, Option<String>)>(
+        "SELECT o_user, o_idx, o_outcome, o_response FROM walletctl_apply_group($1, CAST($2 AS JSONB), $3, $4, $5)",
+    )
+    .persistent(false)
+    .bind(&users)
+    .bind(payload)
+    .bind(now_ms())
+    .bind(MAX_BALANCE)
+    .bind(store.inner.synchronous_commit.clone())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut results: Vec<Vec<Option<Result<Outcome, StoreError>>>> = groups
+        .iter()
+        .map(|g| g.iter().map(|_| None).collect())
+        .collect();
     let mut changed = false;
-    for (idx, outcome, response) in rows {
+    for (user, idx, outcome, response) in rows {
         let parse = |replayed: bool| {
             StoredAnswer::decode(response.as_deref().unwrap_or_default())
                 .map(|result| Outcome { result, replayed })
-                .map_err(|e| StoreError::Failed(format!("walletctl_apply_batch answered: {e}")))
+                .map_err(|e| StoreError::Failed(format!("walletctl_apply_group answered: {e}")))
         };
-        let slot = usize::try_from(idx)
+        let slot = usize::try_from(user)
             .ok()
-            .and_then(|i| results.get_mut(i))
+            .and_then(|u| results.get_mut(u))
+            .and_then(|r| usize::try_from(idx).ok().and_then(|i| r.get_mut(i)))
             .ok_or_else(|| {
-                StoreError::Failed(format!("walletctl_apply_batch answered for command {idx}"))
+                StoreError::Failed(format!(
+                    "walletctl_apply_group answered for user {user}, command {idx}"
+                ))
             })?;
         *slot = match outcome.as_str() {
             "fresh" => {
@@ -67,5 +91,11 @@ pub(super) async fn apply_in(
             _ => None, // "repeat": answered from the first occurrence below
         };
     }
-    Ok((fill_repeats(cmds, &hashes, results), changed))
+    let answers = groups
+        .iter()
+        .zip(hashes)
+        .zip(results)
+        .map(|((g, hs), r)| fill_repeats(g, &hs, r))
+        .collect();
+    Ok((answers, changed))
 }
