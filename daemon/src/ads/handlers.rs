@@ -230,8 +230,9 @@ pub(super) async fn billing(
     }
     state.ads.get(&id).await?;
     let store = &state.backends.store;
-    let totals = store.campaign_billing(id.as_str()).await?;
+    // Events first: the totals, read after, count at least every event listed.
     let events = store.ad_events(id.as_str(), i64::from(limit)).await?;
+    let totals = store.campaign_billing(id.as_str()).await?;
     Ok(Json(BillingView { totals, events }).into_response())
 }
 
