@@ -4,6 +4,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc instead of the system allocator: the profile of `serve` under
+/// load spent about a tenth of its CPU in glibc's malloc and free
+/// (docs/benchmarks.md, "Profile").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = walletctl_cmd::Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
