@@ -60,6 +60,10 @@ pub enum Cmd {
         /// Seconds of the same load before measuring (fills connection pools and caches).
         #[arg(long, default_value_t = 2)]
         warmup: u64,
+        /// Closed loop instead: this many workers, each reading as soon as
+        /// the last read is answered (throughput, not latency at a rate).
+        #[arg(long, conflicts_with = "rate")]
+        concurrency: Option<usize>,
         #[command(flatten)]
         conn: ConnOpts,
         #[command(flatten)]
@@ -223,6 +227,47 @@ fn report(kind: &str, counts: &Counts, hist: &Histogram<u64>, elapsed: Duration)
     }
 }
 
+/// Closed loop: `concurrency` workers each send the request `make` builds
+/// as soon as the last one is answered, for `seconds`.
+async fn closed_loop<F>(
+    client: &Arc<Client>,
+    kind: &str,
+    concurrency: usize,
+    seconds: u64,
+    make: F,
+) -> anyhow::Result<Report>
+where
+    F: Fn(&reqwest::Client, &str, &str) -> reqwest::RequestBuilder + Clone + Send + Sync + 'static,
+{
+    let counts = Arc::new(Counts::default());
+    let bar = progress(seconds, kind);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(seconds);
+    let workers: Vec<_> = (0..concurrency.max(1))
+        .map(|_| {
+            let (client, counts, make) = (client.clone(), counts.clone(), make.clone());
+            tokio::spawn(async move {
+                let (http, base, token) = client.parts();
+                let mut hist = histogram();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    let status = drain(make(http, base, token).send().await).await;
+                    hist.saturating_record(t.elapsed().as_micros() as u64);
+                    counts.record(status);
+                }
+                hist
+            })
+        })
+        .collect();
+    let mut hist = histogram();
+    for w in workers {
+        hist.add(w.await?)?;
+    }
+    let elapsed = start.elapsed();
+    bar.finish_and_clear();
+    Ok(report(kind, &counts, &hist, elapsed))
+}
+
 /// Runs a bench command.
 pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
     match cmd {
@@ -267,42 +312,43 @@ pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
             out,
         } => {
             let client = Arc::new(Client::new(g, &conn)?);
-            let counts = Arc::new(Counts::default());
-            let bar = progress(seconds, "deduct");
-            let start = Instant::now();
-            let deadline = start + Duration::from_secs(seconds);
-            let workers: Vec<_> = (0..concurrency.max(1))
-                .map(|_| {
-                    let (client, counts, prefix) = (client.clone(), counts.clone(), prefix.clone());
-                    tokio::spawn(async move {
-                        let (http, base, token) = client.parts();
-                        let mut hist = histogram();
-                        let body = serde_json::json!({ "amount": amount });
-                        while Instant::now() < deadline {
-                            let user = rand::rng().random_range(0..users.max(1));
-                            let t = Instant::now();
-                            let res = http
-                                .post(format!("{base}/wallet/{prefix}{user}/deduct"))
-                                .bearer_auth(token)
-                                .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
-                                .json(&body)
-                                .send()
-                                .await;
-                            let status = drain(res).await;
-                            hist.saturating_record(t.elapsed().as_micros() as u64);
-                            counts.record(status);
-                        }
-                        hist
-                    })
-                })
-                .collect();
-            let mut hist = histogram();
-            for w in workers {
-                hist.add(w.await?)?;
+            let body = serde_json::json!({ "amount": amount });
+            let r = closed_loop(
+                &client,
+                "deduct",
+                concurrency,
+                seconds,
+                move |http, base, token| {
+                    let user = rand::rng().random_range(0..users.max(1));
+                    http.post(format!("{base}/wallet/{prefix}{user}/deduct"))
+                        .bearer_auth(token)
+                        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+                        .json(&body)
+                },
+            )
+            .await?;
+            print(out.format, &r, [&r])
+        }
+        Cmd::Read {
+            users,
+            prefix,
+            rate: _,
+            seconds,
+            warmup,
+            concurrency: Some(concurrency),
+            conn,
+            out,
+        } => {
+            let client = Arc::new(Client::new(g, &conn)?);
+            let read = move |http: &reqwest::Client, base: &str, token: &str| {
+                let user = rand::rng().random_range(0..users.max(1));
+                http.get(format!("{base}/wallet/{prefix}{user}/balance"))
+                    .bearer_auth(token)
+            };
+            if warmup > 0 {
+                closed_loop(&client, "read", concurrency, warmup, read.clone()).await?;
             }
-            let elapsed = start.elapsed();
-            bar.finish_and_clear();
-            let r = report("deduct", &counts, &hist, elapsed);
+            let r = closed_loop(&client, "read", concurrency, seconds, read).await?;
             print(out.format, &r, [&r])
         }
         Cmd::Read {
@@ -311,6 +357,7 @@ pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
             rate,
             seconds,
             warmup,
+            concurrency: None,
             conn,
             out,
         } => {
