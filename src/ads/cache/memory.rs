@@ -37,10 +37,9 @@ impl MemoryCampaignCache {
 impl CampaignCache for MemoryCampaignCache {
     async fn put(&self, c: &Campaign, force: bool) -> Result<bool, CacheError> {
         let mut s = self.state();
-        if !force
-            && s.versions
-                .get(&c.campaign_id)
-                .is_some_and(|v| *v >= c.version)
+        if s.versions
+            .get(&c.campaign_id)
+            .is_some_and(|v| *v > c.version || (!force && *v == c.version))
         {
             return Ok(false);
         }

@@ -32,9 +32,12 @@ pub struct CacheError(pub String);
 /// The active campaigns cache.
 #[async_trait]
 pub trait CampaignCache: Send + Sync {
-    /// Writes `campaign`'s state if it is newer than the cached one (or
-    /// always, with `force`): an active campaign is cached and in the sets, any
-    /// other is removed from them. `true` if it wrote.
+    /// Writes `campaign`'s state if it is newer than the cached one (or,
+    /// with `force`, as new: a rebuild repairing an entry of the same
+    /// version); never over a newer version, so a rebuild that read the
+    /// store before a change cannot put back the older state. An active
+    /// campaign is cached and in the sets, any other is removed from them.
+    /// `true` if it wrote.
     async fn put(&self, campaign: &Campaign, force: bool) -> Result<bool, CacheError>;
     /// The advertiser's active campaigns, if the cache holds the complete list.
     async fn active_for(&self, user: &UserId) -> Result<Option<Vec<Campaign>>, CacheError>;

@@ -15,7 +15,7 @@ use crate::platform::redis::RedisHandle;
 const PUT: &str = r"
 local cur = tonumber(redis.call('GET', KEYS[2]) or '-1')
 local v = tonumber(ARGV[1])
-if ARGV[11] ~= '1' and cur >= v then return 0 end
+if cur > v or (ARGV[11] ~= '1' and cur == v) then return 0 end
 redis.call('SET', KEYS[2], ARGV[1])
 if ARGV[2] == '1' then
   redis.call('HSET', KEYS[1], 'version', ARGV[1], 'doc', ARGV[4], 'budget', ARGV[5], 'spent', ARGV[6],
