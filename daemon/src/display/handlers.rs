@@ -1,3 +1,5 @@
+use std::collections::HashSet;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -88,6 +90,14 @@ fn parse(q: AdQuery) -> Result<Request, ApiError> {
     })
 }
 
+/// [`choose`], counted in `display_decisions_total`.
+async fn decision(state: &AppState, req: &Request) -> Option<AdAnswer> {
+    let ad = choose(state, req).await;
+    let result = if ad.is_some() { "served" } else { "empty" };
+    metrics::counter!("display_decisions_total", "result" => result).increment(1);
+    ad
+}
+
 /// Picks an ad for `req` and signs its URLs; `None` when nothing can be served.
 async fn choose(state: &AppState, req: &Request) -> Option<AdAnswer> {
     let d = &state.display;
@@ -96,20 +106,19 @@ async fn choose(state: &AppState, req: &Request) -> Option<AdAnswer> {
         None => d.candidates.pool(),
     };
     let now = now_ms();
-    let capped: Vec<bool> = match (&d.cap, &req.viewer) {
+    // The campaigns this viewer has seen up to the cap.
+    let capped_out: HashSet<&str> = match (&d.cap, &req.viewer) {
         (Some(cap), Some(viewer)) => {
             let ids: Vec<&str> = candidates.iter().map(|c| c.campaign_id.as_str()).collect();
-            cap.allowed(viewer, &ids).await
+            let allowed = cap.allowed(viewer, &ids).await;
+            ids.into_iter()
+                .zip(allowed)
+                .filter_map(|(id, ok)| (!ok).then_some(id))
+                .collect()
         }
-        _ => Vec::new(),
+        _ => HashSet::new(),
     };
-    let allowed = |c: &Campaign| {
-        capped.is_empty()
-            || candidates
-                .iter()
-                .position(|x| x.campaign_id == c.campaign_id)
-                .is_some_and(|i| capped[i])
-    };
+    let allowed = |c: &Campaign| !capped_out.contains(c.campaign_id.as_str());
     let chosen = pick::pick(&candidates, now, &mut rand::rng(), allowed)?.clone();
     if let (Some(cap), Some(viewer)) = (&d.cap, &req.viewer) {
         cap.record(viewer, &chosen.campaign_id).await;
@@ -165,9 +174,7 @@ pub(super) async fn decide(
     ApiQuery(q): ApiQuery<AdQuery>,
 ) -> Result<Response, ApiError> {
     let req = parse(q)?;
-    let answer = choose(&state, &req).await;
-    metrics::counter!("display_decisions_total", "result" => if answer.is_some() { "served" } else { "empty" })
-        .increment(1);
+    let answer = decision(&state, &req).await;
     Ok(no_store(match answer {
         Some(ad) => Json(ad).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
@@ -315,9 +322,7 @@ pub(super) async fn embed(
     ApiQuery(q): ApiQuery<AdQuery>,
 ) -> Result<Response, ApiError> {
     let req = parse(q)?;
-    let ad = choose(&state, &req).await;
-    metrics::counter!("display_decisions_total", "result" => if ad.is_some() { "served" } else { "empty" })
-        .increment(1);
+    let ad = decision(&state, &req).await;
     Ok(html(page::frame(ad.as_ref())))
 }
 
