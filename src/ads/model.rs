@@ -238,6 +238,10 @@ fn url(field: &'static str, v: &str) -> Result<(), ParseError> {
             "must name a host and contain no spaces",
         ));
     }
+    // A browser must be able to follow it: a well-formed URL with a host.
+    if url::Url::parse(v).map_or(true, |u| u.host_str().is_none_or(str::is_empty)) {
+        return Err(ParseError::new(field, "must be a well-formed URL"));
+    }
     Ok(())
 }
 
