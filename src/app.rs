@@ -11,7 +11,7 @@ use crate::lock::{MemoryLocks, RedisLocks, UserLocks};
 use crate::platform::mongo::MongoHandle;
 use crate::platform::redis::RedisHandle;
 use crate::platform::sql::{Dialect, Store};
-use crate::wallet::WalletService;
+use crate::wallet::{Limits, WalletService};
 use anyhow::Context;
 
 /// How long one backend may take to answer a readiness probe.
@@ -126,10 +126,16 @@ impl Backends {
 
     /// The wallet service over these backends.
     pub fn wallet_service(&self) -> WalletService {
+        let w = &self.config.wallet;
         WalletService::new(
             self.store.clone(),
             self.locks.clone(),
-            self.config.wallet.max_queue_per_user,
+            Limits {
+                max_queue: w.max_queue_per_user,
+                max_groups: w.max_groups_in_flight,
+                // A kept lease must still be live when its group commits.
+                lease_reuse: Duration::from_millis(w.lock_ttl_ms / 4),
+            },
         )
     }
 

@@ -254,6 +254,9 @@ pub struct WalletConfig {
     /// The most money commands one user may have waiting; more are answered
     /// `503 overloaded` with `Retry-After`, and nothing changes.
     pub max_queue_per_user: usize,
+    /// The most group commits in flight at once per instance, over disjoint
+    /// users (1 applies one group at a time).
+    pub max_groups_in_flight: usize,
 }
 
 /// PostgreSQL: the primary (normally through PgBouncer) and replicas per region.
@@ -386,6 +389,7 @@ impl Default for Config {
                 replica_check_ms: 1_000,
                 request_timeout_ms: 10_000,
                 max_queue_per_user: 1_024,
+                max_groups_in_flight: 2,
             },
             postgres: None,
             redis: None,
@@ -586,6 +590,9 @@ impl Config {
             && kafka.replication_factor < 1
         {
             return bad("kafka.replication_factor", "must be at least 1".into());
+        }
+        if self.wallet.max_groups_in_flight == 0 {
+            return bad("wallet.max_groups_in_flight", "must be at least 1".into());
         }
         if self.wallet.max_queue_per_user == 0 {
             return bad("wallet.max_queue_per_user", "must be at least 1".into());

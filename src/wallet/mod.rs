@@ -13,4 +13,4 @@ pub use model::{
     EntryKind, HistoryPage, LedgerEntry, MoneyCommand, Outcome, Refusal, StoredAnswer, Wallet,
     WalletRead,
 };
-pub use service::{MAX_BATCH, WalletService};
+pub use service::{Limits, MAX_BATCH, WalletService};
