@@ -168,7 +168,7 @@ impl MoneyCommand {
 /// The answer stored with an idempotency key, in an explicit, versioned
 /// format that does not borrow the API's field names: renaming a field of
 /// [`LedgerEntry`] cannot break the replay of an answer stored before.
-/// `walletctl_apply_batch` (PostgreSQL) writes the same JSON.
+/// `walletctl_apply_group` (PostgreSQL) writes the same JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "format")]
 pub enum StoredAnswer {
@@ -359,7 +359,7 @@ mod tests {
 
     #[test]
     fn the_stored_format_is_fixed() {
-        // This exact text is what walletctl_apply_batch writes too; changing
+        // This exact text is what walletctl_apply_group writes too; changing
         // it breaks every replay stored before the change.
         let text = StoredAnswer::new(&Ok(entry())).encode();
         assert_eq!(

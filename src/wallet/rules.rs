@@ -1,5 +1,5 @@
 //! The money rules that need no database: what a command does to a balance.
-//! The SQLite path calls these; `walletctl_apply_batch` (PostgreSQL) states
+//! The SQLite path calls these; `walletctl_apply_group` (PostgreSQL) states
 //! the same rules in PL/pgSQL, and the conformance suite holds both to the
 //! same answers.
 

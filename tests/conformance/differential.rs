@@ -12,7 +12,8 @@
 //! The sequences mix deductions, credits and adjustments; amounts that hit
 //! zero and the balance limit; keys repeated inside one batch and across
 //! batches, reused with another body, and shared by two callers; and a
-//! wallet that does not exist. Each failure names its seed.
+//! wallet that does not exist. Each failure names its seed. Eight seeds run
+//! by default; `DIFFERENTIAL_SEEDS=500` runs more.
 
 use std::collections::BTreeSet;
 
@@ -302,7 +303,12 @@ async fn run_seed(seed: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn both_adapters_follow_the_same_money_rules() {
-    for seed in 1..=8 {
+    // DIFFERENTIAL_SEEDS=500 explores further after a change to either side.
+    let seeds: u64 = std::env::var("DIFFERENTIAL_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8);
+    for seed in 1..=seeds {
         run_seed(seed).await;
     }
 }

@@ -1,7 +1,7 @@
 //! The wallet's store port: creating wallets, moving money in batches, and
 //! reading balances and history. The money path has one adapter per engine,
 //! each on its own typed pool: `postgres.rs` (one call of the server-side
-//! `walletctl_apply_batch`) and `sqlite.rs` (the same steps from Rust).
+//! `walletctl_apply_group`) and `sqlite.rs` (the same steps from Rust).
 //! Everything else is one statement both engines accept, run through
 //! [`in_tx!`] so each driver checks it.
 
@@ -152,7 +152,7 @@ impl Store {
     /// a hot wallet go beyond one deduction per commit.
     ///
     /// On PostgreSQL the same steps run inside the server, in
-    /// `walletctl_apply_batch` (migration 0003), so a batch is one statement.
+    /// `walletctl_apply_group` (migration 0009), so a batch is one statement.
     pub async fn apply_batch(
         &self,
         cmds: &[MoneyCommand],

@@ -1,8 +1,8 @@
 //! The PostgreSQL adapter of the money path: a group of users' batches is
-//! one call of the server-side `walletctl_apply_group` (migration 0008),
-//! which applies each user's batch with `walletctl_apply_batch` (migrations
-//! 0002 and 0003), in the order given (by user id), inside the caller's
-//! transaction; a single batch is a group of one. The rules are the SQLite
+//! one call of the server-side `walletctl_apply_group` (migration 0009: a
+//! fixed number of statements per group, whatever its size), in the order
+//! given (by user id), inside the caller's transaction; a single batch is a
+//! group of one. The rules are the SQLite
 //! adapter's (`sqlite.rs`), applied inside the server so that a whole group
 //! crosses PgBouncer once. The differential test
 //! (`tests/conformance/differential.rs`) holds the two to the same results.
