@@ -270,7 +270,9 @@ impl WalletService {
             replies.push(rs);
             users.push(user);
         }
+        let started = Instant::now();
         let results = self.store.apply_group_or_each(&batches).await;
+        metrics::histogram!("wallet_commit_seconds").record(started.elapsed().as_secs_f64());
         for (rs, answers) in replies.into_iter().zip(results) {
             for (reply, result) in rs.into_iter().zip(answers) {
                 let _ = reply.send(result);
