@@ -106,3 +106,35 @@ async fn a_shard_assignment_reaches_every_instance() {
         .await;
     assert!(err.is_err(), "unknown replicas are refused");
 }
+
+/// Concurrent reads are coalesced into one replica query per lane; each must
+/// still get its own user's row, and an unknown user among them a 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reads_each_get_their_own_wallet() {
+    let env = TestEnv::new(Mode::Distributed).await;
+    let app = env.spawn().await;
+    let mut users = Vec::new();
+    for i in 0..40 {
+        let u = user();
+        let region = if i % 2 == 0 { "SOUTH_EAST" } else { "SOUTH_WEST" };
+        app.wallet_with(&u, region, 1_000 + i).await;
+        users.push((u, 1_000 + i));
+    }
+    for _round in 0..5 {
+        let reads = users.iter().map(|(u, balance)| {
+            let app = &app;
+            async move {
+                let (s, b) = app.get(&format!("/wallet/{u}/balance")).await;
+                assert_eq!(s, 200, "{b}");
+                assert_eq!(b["user_id"], u.as_str());
+                assert_eq!(b["balance"], *balance, "{u} got another's balance");
+            }
+        });
+        let unknown = async {
+            let (s, b) = app.get(&format!("/wallet/{}/balance", user())).await;
+            assert_eq!(s, 404, "{b}");
+            assert_eq!(b["error"]["code"], "wallet_not_found");
+        };
+        futures::join!(futures::future::join_all(reads), unknown);
+    }
+}

@@ -23,6 +23,7 @@
 //! callers already handle (replica fallback, 503 from the primary).
 
 mod error;
+pub(crate) mod lanes;
 mod replicas;
 mod shards;
 
@@ -38,8 +39,8 @@ use tokio::sync::Notify;
 use crate::config::Config;
 
 pub use error::StoreError;
-pub(crate) use replicas::ReplicaSet;
 pub use replicas::{ReadConsistency, ReplicaStatus};
+pub(crate) use replicas::{ReplicaSet, Target};
 pub use shards::ShardAssignment;
 
 static PG_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -132,7 +133,13 @@ pub(crate) struct Inner {
     app_role: Option<String>,
     /// Woken after each commit that wrote an outbox event.
     pub(crate) outbox_notify: Notify,
+    /// Balance reads waiting to be coalesced (the wallet store's rows).
+    pub(crate) wallet_reads: lanes::Lanes<WalletRow>,
 }
+
+/// A wallet row as the wallet store reads it: user, region, balance,
+/// version, created and updated (ms).
+pub(crate) type WalletRow = (String, String, i64, i64, i64, i64);
 
 impl Store {
     /// Opens the store the configuration names, without touching the network:
@@ -160,6 +167,7 @@ impl Store {
                     synchronous_commit: pg.synchronous_commit.clone(),
                     app_role: pg.app_role.clone(),
                     outbox_notify: Notify::new(),
+                    wallet_reads: lanes::Lanes::default(),
                 }
             }
             None => {
@@ -185,6 +193,7 @@ impl Store {
                     synchronous_commit: None,
                     app_role: None,
                     outbox_notify: Notify::new(),
+                    wallet_reads: lanes::Lanes::default(),
                 }
             }
         };

@@ -83,11 +83,19 @@ struct RegionMap {
 }
 
 /// Where a read went.
+#[derive(Clone)]
 pub(crate) struct Target {
     pub(crate) source: String,
     pool: PgPool,
     through_bouncer: bool,
     replica: Option<usize>,
+}
+
+impl Target {
+    /// The replica's index, or `None` for the primary.
+    pub(crate) fn replica(&self) -> Option<usize> {
+        self.replica
+    }
 }
 
 impl ReplicaSet {

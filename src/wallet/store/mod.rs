@@ -6,6 +6,7 @@
 //! [`in_tx!`] so each driver checks it.
 
 mod postgres;
+mod reads;
 mod sqlite;
 
 use super::events::{BalanceUpdated, insert_balance_updated};
@@ -15,14 +16,12 @@ use super::model::{
 use crate::domain::{Region, UserId};
 use crate::now_ms;
 use crate::platform::audit::audit_record;
-use crate::platform::sql::{Pools, ReadConsistency, Store, StoreError, in_tx};
+use crate::platform::sql::{Pools, ReadConsistency, Store, StoreError, WalletRow, in_tx};
 
 const WALLET_COLUMNS: &str = "user_id, region, balance, version, created_at_ms, updated_at_ms";
 const ENTRY_COLUMNS: &str =
     "id, user_id, kind, amount, balance_after, version, reason, reference, actor, created_at_ms";
 
-/// A row of [`WALLET_COLUMNS`].
-type WalletRow = (String, String, i64, i64, i64, i64);
 /// A row of [`ENTRY_COLUMNS`].
 type EntryRow = (
     i64,
@@ -258,9 +257,9 @@ impl Store {
         user: &UserId,
         consistency: ReadConsistency,
     ) -> Result<WalletRead, StoreError> {
-        let sql = format!("SELECT {WALLET_COLUMNS} FROM wallets WHERE user_id = $1");
         let (row, source) = match &self.inner.pools {
             Pools::Sqlite { readers, .. } => {
+                let sql = format!("SELECT {WALLET_COLUMNS} FROM wallets WHERE user_id = $1");
                 let row = sqlx::query_as::<_, WalletRow>(&sql)
                     .bind(user.as_str())
                     .fetch_optional(readers)
@@ -270,20 +269,7 @@ impl Store {
             Pools::Postgres { .. } => {
                 self.refresh_assignments_if_stale().await;
                 let targets = self.inner.replicas.targets(user, consistency);
-                self.inner
-                    .replicas
-                    .read(targets, |conn, prepare| {
-                        let sql = sql.clone();
-                        let user = user.to_string();
-                        Box::pin(async move {
-                            sqlx::query_as::<_, WalletRow>(&sql)
-                                .persistent(prepare)
-                                .bind(user)
-                                .fetch_optional(conn)
-                                .await
-                        })
-                    })
-                    .await?
+                reads::read(self, targets, user.to_string()).await?
             }
         };
         let wallet = wallet_from(row.ok_or(StoreError::WalletNotFound)?);

@@ -1,0 +1,83 @@
+//! Balance reads on PostgreSQL, coalesced: the reads bound for the same
+//! replicas that arrive while one query is in flight are answered by the
+//! next, one `SELECT … WHERE user_id = ANY($1)` (see
+//! `platform::sql::lanes`). Each read is still answered by the database
+//! after its request arrived, from the replica its user's region names.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
+use tokio::sync::oneshot;
+
+use super::WALLET_COLUMNS;
+use crate::platform::sql::lanes::{LaneKey, Waiter};
+use crate::platform::sql::{Store, StoreError, Target, WalletRow};
+
+/// Reads `user`'s wallet row from the first of `targets` that answers.
+pub(super) async fn read(
+    store: &Store,
+    targets: Vec<Target>,
+    user: String,
+) -> Result<(Option<WalletRow>, String), StoreError> {
+    let lane: LaneKey = targets.iter().map(Target::replica).collect();
+    let (reply, answer) = oneshot::channel();
+    if store
+        .inner
+        .wallet_reads
+        .join(&lane, Waiter { key: user, reply })
+    {
+        // A task of its own, so that a caller going away cannot strand the
+        // reads queued behind it.
+        let store = store.clone();
+        tokio::spawn(async move { lead(&store, lane, targets).await });
+    }
+    answer.await.unwrap_or_else(|_| {
+        Err(StoreError::Unavailable(
+            "the query answering this read was lost".into(),
+        ))
+    })
+}
+
+/// Answers the lane's waiting reads, a query at a time, until none wait.
+async fn lead(store: &Store, lane: LaneKey, targets: Vec<Target>) {
+    let sql = format!("SELECT {WALLET_COLUMNS} FROM wallets WHERE user_id = ANY($1)");
+    loop {
+        let batch = store.inner.wallet_reads.take(&lane);
+        if batch.is_empty() {
+            return;
+        }
+        metrics::histogram!("wallet_read_batch_size").record(batch.len() as f64);
+        let mut users: Vec<String> = batch.iter().map(|w| w.key.clone()).collect();
+        users.sort_unstable();
+        users.dedup();
+        let query = store.inner.replicas.read(targets.clone(), |conn, prepare| {
+            let (sql, users) = (sql.clone(), users.clone());
+            Box::pin(async move {
+                sqlx::query_as::<_, WalletRow>(&sql)
+                    .persistent(prepare)
+                    .bind(users)
+                    .fetch_all(conn)
+                    .await
+            })
+        });
+        // A panic answers this batch with an error (dropped replies) and
+        // leaves the lane to the next batch.
+        match AssertUnwindSafe(query).catch_unwind().await {
+            Ok(Ok((rows, source))) => {
+                let by_user: HashMap<&str, &WalletRow> =
+                    rows.iter().map(|r| (r.0.as_str(), r)).collect();
+                for w in batch {
+                    let row = by_user.get(w.key.as_str()).map(|r| (*r).clone());
+                    let _ = w.reply.send(Ok((row, source.clone())));
+                }
+            }
+            Ok(Err(e)) => {
+                for w in batch {
+                    let _ = w.reply.send(Err(e.duplicate()));
+                }
+            }
+            Err(_) => tracing::error!("a coalesced balance read panicked; its reads failed"),
+        }
+    }
+}
