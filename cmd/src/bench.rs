@@ -14,8 +14,10 @@ use tabled::Tabled;
 use tokio::sync::Mutex;
 
 use crate::GlobalOpts;
+use crate::bench_http::{Conn, Req};
 use crate::client::{Client, ConnOpts};
 use crate::output::{OutputOpts, print};
+use hyper::body::Bytes;
 
 /// Load generators. Wallets `{prefix}0 .. {prefix}{users-1}` must exist
 /// (`scripts/bench` seeds them).
@@ -227,7 +229,8 @@ fn report(kind: &str, counts: &Counts, hist: &Histogram<u64>, elapsed: Duration)
     }
 }
 
-/// Closed loop: `concurrency` workers each send the request `make` builds
+/// Closed loop: `concurrency` workers, each on its own keep-alive
+/// connection ([`crate::bench_http`]), each send the request `make` builds
 /// as soon as the last one is answered, for `seconds`.
 async fn closed_loop<F>(
     client: &Arc<Client>,
@@ -237,21 +240,25 @@ async fn closed_loop<F>(
     make: F,
 ) -> anyhow::Result<Report>
 where
-    F: Fn(&reqwest::Client, &str, &str) -> reqwest::RequestBuilder + Clone + Send + Sync + 'static,
+    F: Fn() -> Req + Clone + Send + Sync + 'static,
 {
+    let (_, base, token) = client.parts();
+    let conns = (0..concurrency.max(1))
+        .map(|_| Conn::new(base, token))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let counts = Arc::new(Counts::default());
     let bar = progress(seconds, kind);
     let start = Instant::now();
     let deadline = start + Duration::from_secs(seconds);
-    let workers: Vec<_> = (0..concurrency.max(1))
-        .map(|_| {
-            let (client, counts, make) = (client.clone(), counts.clone(), make.clone());
+    let workers: Vec<_> = conns
+        .into_iter()
+        .map(|mut conn| {
+            let (counts, make) = (counts.clone(), make.clone());
             tokio::spawn(async move {
-                let (http, base, token) = client.parts();
                 let mut hist = histogram();
                 while Instant::now() < deadline {
                     let t = Instant::now();
-                    let status = drain(make(http, base, token).send().await).await;
+                    let status = conn.send(make()).await;
                     hist.saturating_record(t.elapsed().as_micros() as u64);
                     counts.record(status);
                 }
@@ -312,20 +319,16 @@ pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
             out,
         } => {
             let client = Arc::new(Client::new(g, &conn)?);
-            let body = serde_json::json!({ "amount": amount });
-            let r = closed_loop(
-                &client,
-                "deduct",
-                concurrency,
-                seconds,
-                move |http, base, token| {
-                    let user = rand::rng().random_range(0..users.max(1));
-                    http.post(format!("{base}/wallet/{prefix}{user}/deduct"))
-                        .bearer_auth(token)
-                        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
-                        .json(&body)
-                },
-            )
+            let body = Bytes::from(serde_json::json!({ "amount": amount }).to_string());
+            let r = closed_loop(&client, "deduct", concurrency, seconds, move || {
+                let user = rand::rng().random_range(0..users.max(1));
+                Req {
+                    method: hyper::Method::POST,
+                    path: format!("/wallet/{prefix}{user}/deduct"),
+                    key: Some(uuid::Uuid::new_v4().to_string()),
+                    body: Some(body.clone()),
+                }
+            })
             .await?;
             print(out.format, &r, [&r])
         }
@@ -340,10 +343,14 @@ pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
             out,
         } => {
             let client = Arc::new(Client::new(g, &conn)?);
-            let read = move |http: &reqwest::Client, base: &str, token: &str| {
+            let read = move || {
                 let user = rand::rng().random_range(0..users.max(1));
-                http.get(format!("{base}/wallet/{prefix}{user}/balance"))
-                    .bearer_auth(token)
+                Req {
+                    method: hyper::Method::GET,
+                    path: format!("/wallet/{prefix}{user}/balance"),
+                    key: None,
+                    body: None,
+                }
             };
             if warmup > 0 {
                 closed_loop(&client, "read", concurrency, warmup, read.clone()).await?;

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod bench;
 pub mod bench_ads;
 pub mod bench_display;
+pub mod bench_http;
 pub mod campaigns;
 pub mod client;
 pub mod completions;

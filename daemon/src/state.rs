@@ -11,9 +11,21 @@ use crate::display::Display;
 use crate::http::auth::{AuthState, Authenticator};
 use crate::http::health::ReadinessCache;
 
-/// Shared state of the services. Cheap to clone.
+/// Shared state of the services. Cheap to clone: one reference count (every
+/// extractor of every request clones it; cloning each field was 3% of
+/// `serve`'s CPU under the read load).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     /// Every backend.
     pub backends: Backends,
     /// The wallet service.
@@ -31,7 +43,7 @@ pub struct AppState {
 impl AppState {
     /// State over opened backends; `balances` is how ads reads the wallet.
     pub fn new(backends: Backends, balances: Arc<dyn Balances>, display: Display) -> Self {
-        AppState {
+        AppState(Arc::new(Shared {
             wallet: backends.wallet_service(),
             ads: AdsService::new(
                 backends.campaigns.clone(),
@@ -44,7 +56,7 @@ impl AppState {
             readiness: ReadinessCache::default(),
             display,
             backends,
-        }
+        }))
     }
 }
 

@@ -116,7 +116,11 @@ async fn concurrent_reads_each_get_their_own_wallet() {
     let mut users = Vec::new();
     for i in 0..40 {
         let u = user();
-        let region = if i % 2 == 0 { "SOUTH_EAST" } else { "SOUTH_WEST" };
+        let region = if i % 2 == 0 {
+            "SOUTH_EAST"
+        } else {
+            "SOUTH_WEST"
+        };
         app.wallet_with(&u, region, 1_000 + i).await;
         users.push((u, 1_000 + i));
     }

@@ -117,6 +117,18 @@ impl ReplicaSet {
                 // A stopped replica refuses at once; this bounds a hung one. Logins
                 // (SCRAM) on a loaded machine can take most of a second.
                 .acquire_timeout(Duration::from_secs(2))
+                // Reads by key on an index: a generic plan is always right,
+                // and `user_id = ANY($1)` (coalesced reads) would otherwise
+                // be planned again on every execution.
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        sqlx::query("SET plan_cache_mode = force_generic_plan")
+                            .persistent(false)
+                            .execute(conn)
+                            .await
+                            .map(|_| ())
+                    })
+                })
                 .connect_lazy(r.url.expose())?;
             replicas.push(Replica {
                 name: name.clone(),

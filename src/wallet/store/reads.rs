@@ -41,7 +41,10 @@ pub(super) async fn read(
 
 /// Answers the lane's waiting reads, a query at a time, until none wait.
 async fn lead(store: &Store, lane: LaneKey, targets: Vec<Target>) {
-    let sql = format!("SELECT {WALLET_COLUMNS} FROM wallets WHERE user_id = ANY($1)");
+    // One key asks with `=`: its prepared statement keeps a generic plan,
+    // where `= ANY($1)` with one element is planned again each time.
+    let one = format!("SELECT {WALLET_COLUMNS} FROM wallets WHERE user_id = $1");
+    let many = format!("SELECT {WALLET_COLUMNS} FROM wallets WHERE user_id = ANY($1)");
     loop {
         let batch = store.inner.wallet_reads.take(&lane);
         if batch.is_empty() {
@@ -52,13 +55,22 @@ async fn lead(store: &Store, lane: LaneKey, targets: Vec<Target>) {
         users.sort_unstable();
         users.dedup();
         let query = store.inner.replicas.read(targets.clone(), |conn, prepare| {
-            let (sql, users) = (sql.clone(), users.clone());
+            let users = users.clone();
+            let (one, many) = (one.clone(), many.clone());
             Box::pin(async move {
-                sqlx::query_as::<_, WalletRow>(&sql)
-                    .persistent(prepare)
-                    .bind(users)
-                    .fetch_all(conn)
-                    .await
+                if let [user] = users.as_slice() {
+                    sqlx::query_as::<_, WalletRow>(&one)
+                        .persistent(prepare)
+                        .bind(user)
+                        .fetch_all(conn)
+                        .await
+                } else {
+                    sqlx::query_as::<_, WalletRow>(&many)
+                        .persistent(prepare)
+                        .bind(users)
+                        .fetch_all(conn)
+                        .await
+                }
             })
         });
         // A panic answers this batch with an error (dropped replies) and
