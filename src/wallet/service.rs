@@ -44,6 +44,13 @@ use crate::platform::sql::{ReadConsistency, Store, StoreError};
 /// The most commands one transaction applies; the rest wait for the next.
 pub const MAX_BATCH: usize = 256;
 
+/// How long a busy leader waits for the clients its last group answered to
+/// send their next commands, before taking the next group: without it, the
+/// next group starts while those clients' requests are still on their way
+/// and holds only the other half of them. A leader whose last group held one
+/// command waits for nobody.
+const GATHER_WAIT: Duration = Duration::from_millis(1);
+
 struct Pending {
     cmd: MoneyCommand,
     reply: oneshot::Sender<Result<Outcome, StoreError>>,
@@ -61,6 +68,8 @@ struct Queue {
     leaders: usize,
     /// Leases kept from the last group for users with commands waiting.
     held: HashMap<UserId, (Lease, Instant)>,
+    /// Leaders gathering the next group (see [`GATHER_WAIT`]).
+    gathering: usize,
 }
 
 impl Queue {
@@ -98,6 +107,8 @@ pub struct WalletService {
     store: Store,
     locks: Arc<dyn UserLocks>,
     queue: Arc<Mutex<Queue>>,
+    /// Woken when a command arrives while a leader gathers.
+    arrived: Arc<tokio::sync::Notify>,
     limits: Limits,
 }
 
@@ -120,6 +131,7 @@ impl WalletService {
             store,
             locks,
             queue: Arc::default(),
+            arrived: Arc::default(),
             limits: Limits {
                 max_queue: limits.max_queue.max(1),
                 max_groups: limits.max_groups.max(1),
@@ -137,7 +149,7 @@ impl WalletService {
     /// user that arrive while another commit is in flight.
     pub async fn apply(&self, cmd: MoneyCommand) -> Result<Outcome, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let lead = {
+        let (lead, gathering) = {
             let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
             let waiting = q.per_user.entry(cmd.user.clone()).or_default();
             if *waiting >= self.limits.max_queue {
@@ -146,14 +158,19 @@ impl WalletService {
             }
             *waiting += 1;
             // A user in flight is picked up by the leader applying it, when
-            // its group is done.
-            let lead = q.leaders < self.limits.max_groups && !q.in_flight.contains(&cmd.user);
+            // its group is done; a gathering leader takes what arrives.
+            let lead = q.leaders < self.limits.max_groups
+                && q.gathering == 0
+                && !q.in_flight.contains(&cmd.user);
             q.waiting.push_back(Pending { cmd, reply });
             if lead {
                 q.leaders += 1;
             }
-            lead
+            (lead, q.gathering > 0)
         };
+        if gathering {
+            self.arrived.notify_waiters();
+        }
         if lead {
             // A task of its own: if this request's client goes away, the
             // commands queued behind it are still applied and answered.
@@ -171,7 +188,11 @@ impl WalletService {
 
     /// Applies what waits, a group at a time, until nothing it may take does.
     async fn lead(&self) {
+        let mut last = 0;
         loop {
+            if last > 1 {
+                self.gather(last).await;
+            }
             let group = {
                 let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
                 let group = q.take();
@@ -181,6 +202,7 @@ impl WalletService {
                 }
                 group
             };
+            last = group.len();
             let users: Vec<UserId> = group.iter().map(|p| p.cmd.user.clone()).collect();
             // A panic in one group drops its replies (its callers get an
             // error) but must not leave the queue wedged.
@@ -210,6 +232,32 @@ impl WalletService {
             };
             futures::future::join_all(release.into_iter().map(|l| self.locks.release(l))).await;
         }
+    }
+
+    /// Waits up to [`GATHER_WAIT`] for `want` commands to be waiting.
+    async fn gather(&self, want: usize) {
+        {
+            let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            if q.waiting.len() >= want {
+                return;
+            }
+            q.gathering += 1;
+        }
+        let deadline = tokio::time::Instant::now() + GATHER_WAIT;
+        loop {
+            let arrived = self.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            let enough = {
+                let q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+                q.waiting.len() >= want
+            };
+            if enough || tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                break;
+            }
+        }
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        q.gathering -= 1;
     }
 
     /// Applies one group and answers its commands; gives back the leases it
