@@ -155,3 +155,43 @@ async fn kafka_down_makes_display_unready_and_money_still_moves() {
     let backlog = env.backends().await.store.outbox_backlog().await.unwrap();
     assert!(backlog >= 3, "the events wait in the outbox: {backlog}");
 }
+
+/// Coalesced reads share one query: a replica dying under a steady stream
+/// of concurrent reads must fail none of them, each still gets its own row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reads_ride_through_a_replica_dying() {
+    let mut env = TestEnv::new(Mode::Distributed).await;
+    let pg = env.config.postgres.as_mut().unwrap();
+    let sw1 = pg.replicas.get_mut("sw1").unwrap();
+    let (proxy, url) = proxied(&sw1.url).await;
+    sw1.url = url;
+    let app = env.spawn().await;
+    let mut users = Vec::new();
+    for i in 0..16 {
+        let u = user();
+        app.wallet_with(&u, "SOUTH_WEST", 100 + i).await;
+        users.push((u, 100 + i));
+    }
+    let cut_after = 5;
+    for round in 0..15 {
+        if round == cut_after {
+            proxy.cut();
+        }
+        let reads = users.iter().map(|(u, balance)| {
+            let app = &app;
+            async move {
+                let (s, b) = app.get(&format!("/wallet/{u}/balance")).await;
+                assert_eq!(s, 200, "round {round}: {b}");
+                assert_eq!(b["balance"], *balance, "round {round}: {u} got {b}");
+                b["source"].as_str().unwrap_or_default().to_owned()
+            }
+        });
+        let sources = futures::future::join_all(reads).await;
+        if round > cut_after {
+            assert!(
+                sources.iter().all(|s| s == "primary"),
+                "round {round}: reads after the cut still named the dead replica: {sources:?}"
+            );
+        }
+    }
+}

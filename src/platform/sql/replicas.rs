@@ -297,6 +297,16 @@ impl ReplicaSet {
         out
     }
 
+    /// `targets` without the replicas marked down since they were chosen (a
+    /// coalesced-read lane keeps its targets while reads keep coming).
+    pub(crate) fn live(&self, targets: &[Target]) -> Vec<Target> {
+        targets
+            .iter()
+            .filter(|t| t.replica.is_none_or(|i| self.healthy(i)))
+            .cloned()
+            .collect()
+    }
+
     /// Runs `read` on the first target that answers; its flag says whether
     /// the statement may be prepared and cached (not through PgBouncer). Connection failures on a
     /// replica mark it down and move on; any other error is returned.

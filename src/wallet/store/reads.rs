@@ -54,7 +54,8 @@ async fn lead(store: &Store, lane: LaneKey, targets: Vec<Target>) {
         let mut users: Vec<String> = batch.iter().map(|w| w.key.clone()).collect();
         users.sort_unstable();
         users.dedup();
-        let query = store.inner.replicas.read(targets.clone(), |conn, prepare| {
+        let live = store.inner.replicas.live(&targets);
+        let query = store.inner.replicas.read(live, |conn, prepare| {
             let users = users.clone();
             let (one, many) = (one.clone(), many.clone());
             Box::pin(async move {
