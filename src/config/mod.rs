@@ -269,6 +269,14 @@ pub struct PostgresConfig {
     /// session-level advisory locks) and replication status. Defaults to `url`.
     #[serde(default)]
     pub direct_url: Option<SecretUrl>,
+    /// Where group commits go, when set: the primary itself as the app
+    /// role, bypassing PgBouncer. A group is then one round trip (the call
+    /// commits as it returns) with a prepared statement, on one of at most
+    /// `wallet.max_groups_in_flight + 1` sessions per instance. Unset: group
+    /// commits go through `url` in an explicit transaction (three round
+    /// trips: BEGIN, the call, COMMIT).
+    #[serde(default)]
+    pub commit_url: Option<SecretUrl>,
     /// Connections in the primary pool.
     #[serde(default = "default_pool")]
     pub pool_size: u32,

@@ -79,16 +79,45 @@ conformance!(fifty_tasks_never_overdraw_one_wallet, |env| {
     assert_drained(&env, &app, &u).await;
 });
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_instances_on_one_stack_never_overdraw() {
-    let env = TestEnv::new(Mode::Distributed).await;
+/// Two instances race one wallet of `region` dry; gives back one of them
+/// and the user.
+async fn two_instances_drain(env: &TestEnv, region: &str) -> (Arc<App>, String) {
     let a = Arc::new(env.spawn().await);
     let b = Arc::new(App::start(env.config.clone()).await);
     let u = user();
-    a.wallet_with(&u, "SOUTH_WEST", START).await;
+    a.wallet_with(&u, region, START).await;
     let (ok, refused) = race(&[a.clone(), b.clone()], &u, None).await;
     assert_eq!((ok, refused), (START as usize, TASKS));
-    assert_drained(&env, &b, &u).await;
+    assert_drained(env, &b, &u).await;
+    (a, u)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_on_one_stack_never_overdraw() {
+    let env = TestEnv::new(Mode::Distributed).await;
+    two_instances_drain(&env, "SOUTH_WEST").await;
+}
+
+/// Group commits on sessions of the primary itself (`postgres.commit_url`):
+/// each group commits as its call returns, and two instances still never
+/// overdraw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_committing_on_primary_sessions_never_overdraw() {
+    let mut env = TestEnv::new(Mode::Distributed).await;
+    env.commit_on_primary_sessions();
+    let (a, u) = two_instances_drain(&env, "SOUTH_EAST").await;
+    // Read-your-writes on the synchronous standby: the function's
+    // remote_apply held for the implicit transaction too.
+    let (s, d) = a
+        .post(&format!("/wallet/{u}/credit"), amount(7), Some(&key()))
+        .await;
+    assert_eq!(s, 200, "{d}");
+    let (_, r) = a.get(&format!("/wallet/{u}/balance")).await;
+    assert_eq!(r["source"], "replica:se1");
+    assert_eq!(
+        r["balance"], 7,
+        "a read after the commit on se1 was stale: {r}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

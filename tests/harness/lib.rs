@@ -117,6 +117,22 @@ impl TestEnv {
         }
     }
 
+    /// Sends group commits to sessions on the primary itself
+    /// (`postgres.commit_url`: the app role's credentials, the primary's
+    /// address), bypassing PgBouncer.
+    pub fn commit_on_primary_sessions(&mut self) {
+        let pg = self
+            .config
+            .postgres
+            .as_mut()
+            .expect("commit_url is a distributed setting");
+        let direct = pg.direct_url.clone().expect("the stack sets direct_url");
+        let mut url = reqwest::Url::parse(pg.url.expose()).expect("url");
+        let primary = reqwest::Url::parse(direct.expose()).expect("direct_url");
+        url.set_port(primary.port()).expect("a port");
+        pg.commit_url = Some(walletctl_core::config::SecretUrl::new(url.to_string()));
+    }
+
     /// Opens this world's backends (as a second process would).
     pub async fn backends(&self) -> Backends {
         Backends::open(self.config.clone())

@@ -135,6 +135,9 @@ pub(crate) struct Inner {
     pub(crate) outbox_notify: Notify,
     /// Balance reads waiting to be coalesced (the wallet store's rows).
     pub(crate) wallet_reads: lanes::Lanes<WalletRow>,
+    /// Sessions on the primary itself for group commits
+    /// (`postgres.commit_url`), when configured.
+    pub(crate) commit: Option<PgPool>,
 }
 
 /// A wallet row as the wallet store reads it: user, region, balance,
@@ -161,8 +164,19 @@ impl Store {
                     .acquire_timeout(Duration::from_secs(5))
                     .connect_lazy(direct_url.expose())?;
                 let replicas = ReplicaSet::distributed(pg, primary.clone(), check)?;
+                let commit = match &pg.commit_url {
+                    Some(url) => Some(
+                        PgPoolOptions::new()
+                            .test_before_acquire(false)
+                            .max_connections(config.wallet.max_groups_in_flight as u32 + 1)
+                            .acquire_timeout(Duration::from_secs(5))
+                            .connect_lazy(url.expose())?,
+                    ),
+                    None => None,
+                };
                 Inner {
                     pools: Pools::Postgres { primary, direct },
+                    commit,
                     replicas,
                     synchronous_commit: pg.synchronous_commit.clone(),
                     app_role: pg.app_role.clone(),
@@ -194,6 +208,7 @@ impl Store {
                     app_role: None,
                     outbox_notify: Notify::new(),
                     wallet_reads: lanes::Lanes::default(),
+                    commit: None,
                 }
             }
         };
@@ -348,6 +363,9 @@ impl Store {
             Pools::Postgres { primary, direct } => {
                 primary.close().await;
                 direct.close().await;
+                if let Some(commit) = &self.inner.commit {
+                    commit.close().await;
+                }
             }
             Pools::Sqlite { writer, readers } => {
                 writer.close().await;

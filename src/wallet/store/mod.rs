@@ -166,7 +166,8 @@ impl Store {
         }
         // On PostgreSQL the commit level is set inside the function with
         // set_config(…, true): this transaction only.
-        let (results, changed) = in_tx!(self, primary, |tx| tx.apply_in(self, cmds).await?);
+        let (mut answers, changed) = self.commit_group(&[cmds]).await?;
+        let results = answers.pop().unwrap_or_default();
         if changed {
             self.inner.outbox_notify.notify_one();
         }
@@ -209,8 +210,7 @@ impl Store {
         }
         // On PostgreSQL the commit level is set inside the function with
         // set_config(…, true): this transaction only.
-        let (answers, changed) =
-            in_tx!(self, primary, |tx| tx.apply_group_in(self, &sorted).await?);
+        let (answers, changed) = self.commit_group(&sorted).await?;
         if changed {
             self.inner.outbox_notify.notify_one();
         }
@@ -249,6 +249,19 @@ impl Store {
                 each
             }
         }
+    }
+
+    /// Users' batches (each one user's, the users in id order) in one
+    /// transaction: on the commit sessions when `postgres.commit_url` is set
+    /// (one round trip), else in an explicit transaction on the primary pool.
+    async fn commit_group(&self, groups: &[&[MoneyCommand]]) -> Result<GroupAnswer, StoreError> {
+        if let Some(pool) = &self.inner.commit {
+            let mut conn = pool.acquire().await?;
+            return postgres::call_group(self, &mut conn, groups, true).await;
+        }
+        Ok(in_tx!(self, primary, |tx| tx
+            .apply_group_in(self, groups)
+            .await?))
     }
 
     /// Reads a wallet with the asked-for consistency.

@@ -26,6 +26,22 @@ pub(super) async fn apply_group_in(
     conn: &mut PgConnection,
     groups: &[&[MoneyCommand]],
 ) -> Result<GroupAnswer, StoreError> {
+    call_group(store, conn, groups, false).await
+}
+
+/// Calls `walletctl_apply_group`; `prepare` for a session of the primary
+/// itself (`postgres.commit_url`), where the call, outside a transaction,
+/// commits as it returns (the function sets its `synchronous_commit` for
+/// that implicit transaction): one round trip with a prepared statement.
+/// Through PgBouncer it must not be: sqlx's extended protocol ends its Parse
+/// and its Execute with a Sync each, and outside a transaction PgBouncer may
+/// send the second to another server connection.
+pub(super) async fn call_group(
+    store: &Store,
+    conn: &mut PgConnection,
+    groups: &[&[MoneyCommand]],
+    prepare: bool,
+) -> Result<GroupAnswer, StoreError> {
     let hashes: Vec<Vec<String>> = groups
         .iter()
         .map(|g| g.iter().map(MoneyCommand::request_hash).collect())
@@ -51,7 +67,7 @@ pub(super) async fn apply_group_in(
     let rows = sqlx::query_as::<_, (i32, i32, String, Option<String>)>(
         "SELECT o_user, o_idx, o_outcome, o_response FROM walletctl_apply_group($1, CAST($2 AS JSONB), $3, $4, $5)",
     )
-    .persistent(false)
+    .persistent(prepare)
     .bind(&users)
     .bind(payload)
     .bind(now_ms())
