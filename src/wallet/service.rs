@@ -282,14 +282,13 @@ impl WalletService {
         // Debits take their users' locks so instances do not pile onto one
         // row. Without one (Redis down, or the wait ran out) the group goes
         // on: the transaction alone keeps balances from going below zero.
-        let kept: HashMap<UserId, (Lease, Instant)> = {
+        let mut kept: HashMap<UserId, (Lease, Instant)> = {
             let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
             by_user
                 .iter()
                 .filter_map(|(u, _)| q.held.remove(u).map(|l| (u.clone(), l)))
                 .collect()
         };
-        let mut kept = kept;
         let leases: Vec<Option<(Lease, Instant)>> =
             futures::future::join_all(by_user.iter().map(|(user, list)| {
                 let reuse = kept.remove(user);

@@ -79,13 +79,19 @@ async fn postgres_primary_down_is_a_503_not_a_panic() {
     assert_eq!(s, 200, "still alive");
 }
 
+/// Puts a proxy in front of the replica `name`, to cut it later.
+async fn proxy_replica(env: &mut TestEnv, name: &str) -> Proxy {
+    let pg = env.config.postgres.as_mut().unwrap();
+    let replica = pg.replicas.get_mut(name).unwrap();
+    let (proxy, url) = proxied(&replica.url).await;
+    replica.url = url;
+    proxy
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replica_down_degrades_but_reads_go_on() {
     let mut env = TestEnv::new(Mode::Distributed).await;
-    let pg = env.config.postgres.as_mut().unwrap();
-    let sw1 = pg.replicas.get_mut("sw1").unwrap();
-    let (proxy, url) = proxied(&sw1.url).await;
-    sw1.url = url;
+    let proxy = proxy_replica(&mut env, "sw1").await;
     let app = env.spawn().await;
     let u = user();
     app.wallet_with(&u, "SOUTH_WEST", 10).await;
@@ -161,10 +167,7 @@ async fn kafka_down_makes_display_unready_and_money_still_moves() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_reads_ride_through_a_replica_dying() {
     let mut env = TestEnv::new(Mode::Distributed).await;
-    let pg = env.config.postgres.as_mut().unwrap();
-    let sw1 = pg.replicas.get_mut("sw1").unwrap();
-    let (proxy, url) = proxied(&sw1.url).await;
-    sw1.url = url;
+    let proxy = proxy_replica(&mut env, "sw1").await;
     let app = env.spawn().await;
     let mut users = Vec::new();
     for i in 0..16 {
