@@ -25,6 +25,7 @@
 mod error;
 pub(crate) mod lanes;
 mod replicas;
+pub(crate) mod sessions;
 mod shards;
 
 use std::str::FromStr;
@@ -137,7 +138,7 @@ pub(crate) struct Inner {
     pub(crate) wallet_reads: lanes::Lanes<WalletRow>,
     /// Sessions on the primary itself for group commits
     /// (`postgres.commit_url`), when configured.
-    pub(crate) commit: Option<PgPool>,
+    pub(crate) commit: Option<Arc<sessions::Sessions>>,
 }
 
 /// A wallet row as the wallet store reads it: user, region, balance,
@@ -165,13 +166,12 @@ impl Store {
                     .connect_lazy(direct_url.expose())?;
                 let replicas = ReplicaSet::distributed(pg, primary.clone(), check)?;
                 let commit = match &pg.commit_url {
-                    Some(url) => Some(
-                        PgPoolOptions::new()
-                            .test_before_acquire(false)
-                            .max_connections(config.wallet.max_groups_in_flight as u32 + 1)
-                            .acquire_timeout(Duration::from_secs(5))
-                            .connect_lazy(url.expose())?,
-                    ),
+                    Some(url) => Some(sessions::Sessions::new(
+                        url.expose(),
+                        config.wallet.max_groups_in_flight as u32 + 1,
+                        None,
+                        Duration::from_secs(5),
+                    )?),
                     None => None,
                 };
                 Inner {

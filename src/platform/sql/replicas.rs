@@ -4,15 +4,17 @@
 //! standby (committed with `remote_apply`, so never stale) or the primary.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use sqlx::Connection;
-use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnection, PgPool};
 
 use super::StoreError;
+use super::sessions::Sessions;
 use crate::config::PostgresConfig;
 use crate::domain::UserId;
 
@@ -44,7 +46,7 @@ const REGION_CACHE_MAX: usize = 1_000_000;
 
 struct Replica {
     name: String,
-    pool: PgPool,
+    sessions: Arc<Sessions>,
     down_until: Mutex<Option<Instant>>,
 }
 
@@ -86,9 +88,17 @@ struct RegionMap {
 #[derive(Clone)]
 pub(crate) struct Target {
     pub(crate) source: String,
-    pool: PgPool,
-    through_bouncer: bool,
+    via: Via,
     replica: Option<usize>,
+}
+
+/// How a read reaches its server.
+#[derive(Clone)]
+enum Via {
+    /// A replica's own sessions: prepared statements, no transaction.
+    Direct(Arc<Sessions>),
+    /// The primary through PgBouncer: unprepared, inside a transaction.
+    Bouncer(PgPool),
 }
 
 impl Target {
@@ -111,28 +121,20 @@ impl ReplicaSet {
     ) -> Result<Self, StoreError> {
         let mut replicas = Vec::new();
         for (name, r) in &pg.replicas {
-            let pool = PgPoolOptions::new()
-                .test_before_acquire(false)
-                .max_connections(r.pool_size)
-                // A stopped replica refuses at once; this bounds a hung one. Logins
-                // (SCRAM) on a loaded machine can take most of a second.
-                .acquire_timeout(Duration::from_secs(2))
-                // Reads by key on an index: a generic plan is always right,
-                // and `user_id = ANY($1)` (coalesced reads) would otherwise
-                // be planned again on every execution.
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        sqlx::query("SET plan_cache_mode = force_generic_plan")
-                            .persistent(false)
-                            .execute(conn)
-                            .await
-                            .map(|_| ())
-                    })
-                })
-                .connect_lazy(r.url.expose())?;
+            // Reads by key on an index: a generic plan is always right, and
+            // `user_id = ANY($1)` (coalesced reads) would otherwise be
+            // planned again on every execution. A stopped replica refuses at
+            // once; the timeout bounds a hung one (logins, SCRAM, on a loaded
+            // machine can take most of a second).
+            let sessions = Sessions::new(
+                r.url.expose(),
+                r.pool_size,
+                Some("SET plan_cache_mode = force_generic_plan"),
+                Duration::from_secs(2),
+            )?;
             replicas.push(Replica {
                 name: name.clone(),
-                pool,
+                sessions,
                 down_until: Mutex::new(None),
             });
         }
@@ -281,16 +283,14 @@ impl ReplicaSet {
             .filter(|i| self.healthy(*i))
             .map(|i| Target {
                 source: format!("replica:{}", self.replicas[i].name),
-                pool: self.replicas[i].pool.clone(),
-                through_bouncer: false,
+                via: Via::Direct(self.replicas[i].sessions.clone()),
                 replica: Some(i),
             })
             .collect();
         if let Some(primary) = &self.primary {
             out.push(Target {
                 source: "primary".into(),
-                pool: primary.clone(),
-                through_bouncer: true,
+                via: Via::Bouncer(primary.clone()),
                 replica: None,
             });
         }
@@ -337,12 +337,12 @@ impl ReplicaSet {
     pub(crate) async fn ping_all(&self) -> Vec<(String, Result<(), String>)> {
         let checks = self.replicas.iter().enumerate().map(|(i, r)| async move {
             let res = async {
-                let mut conn = r.pool.acquire().await?;
-                sqlx::query("SELECT 1")
+                let mut session = r.sessions.get().await?;
+                let done = sqlx::query("SELECT 1")
                     .persistent(false)
-                    .execute(&mut *conn)
-                    .await?;
-                Ok::<_, sqlx::Error>(())
+                    .execute(session.conn())
+                    .await;
+                session.keep_if(done).map(|_| ())
             }
             .await;
             if res.is_err() {
@@ -355,7 +355,7 @@ impl ReplicaSet {
 
     pub(crate) async fn close(&self) {
         for r in &self.replicas {
-            r.pool.close().await;
+            r.sessions.close().await;
         }
     }
 }
@@ -366,16 +366,21 @@ async fn run_on<T>(
          impl for<'c> Fn(&'c mut PgConnection, bool) -> BoxFuture<'c, Result<T, sqlx::Error>> + ?Sized
      ),
 ) -> Result<T, sqlx::Error> {
-    let mut conn = target.pool.acquire().await?;
-    if target.through_bouncer {
-        // PgBouncer in transaction mode: keep the statement inside one transaction.
-        let mut tx = conn.begin().await?;
-        let v = read(&mut tx, false).await?;
-        tx.commit().await?;
-        Ok(v)
-    } else {
-        // Direct connections keep prepared statements: one round trip, no re-parse.
-        read(&mut conn, true).await
+    match &target.via {
+        Via::Direct(sessions) => {
+            // Prepared statements, one round trip, no re-parse.
+            let mut session = sessions.get().await?;
+            let v = read(session.conn(), true).await;
+            session.keep_if(v)
+        }
+        Via::Bouncer(pool) => {
+            // PgBouncer in transaction mode: keep the statement inside one transaction.
+            let mut conn = pool.acquire().await?;
+            let mut tx = conn.begin().await?;
+            let v = read(&mut tx, false).await?;
+            tx.commit().await?;
+            Ok(v)
+        }
     }
 }
 

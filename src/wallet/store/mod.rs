@@ -255,9 +255,13 @@ impl Store {
     /// transaction: on the commit sessions when `postgres.commit_url` is set
     /// (one round trip), else in an explicit transaction on the primary pool.
     async fn commit_group(&self, groups: &[&[MoneyCommand]]) -> Result<GroupAnswer, StoreError> {
-        if let Some(pool) = &self.inner.commit {
-            let mut conn = pool.acquire().await?;
-            return postgres::call_group(self, &mut conn, groups, true).await;
+        if let Some(sessions) = &self.inner.commit {
+            let mut session = sessions.get().await?;
+            let answer = postgres::call_group(self, session.conn(), groups, true).await;
+            if matches!(&answer, Ok(_) | Err(StoreError::Database(_))) {
+                session.keep();
+            }
+            return answer;
         }
         Ok(in_tx!(self, primary, |tx| tx
             .apply_group_in(self, groups)

@@ -1,0 +1,131 @@
+//! Sessions on one PostgreSQL server, for the hot paths that own their
+//! connections outright: coalesced replica reads and group commits on the
+//! primary itself (`postgres.commit_url`).
+//!
+//! sqlx's `PgPool` tests every connection it gets back: the release spawns a
+//! task that sends a `Sync` and waits for the server's answer, a round trip
+//! per query that wakes the backend a second time (on the read path it was
+//! half of the server's work and of the service's socket writes). Here a
+//! session goes back idle only when the caller says its statement finished
+//! ([`Session::keep`]); a session dropped in the middle of a statement (a
+//! cancelled request, a client error) is closed instead, so no half-read
+//! answer can reach the next user of the connection.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{ConnectOptions, Connection, Executor};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Up to `max` connections to one server, opened on first use.
+pub(crate) struct Sessions {
+    options: PgConnectOptions,
+    /// Run once on each new connection (a `SET`).
+    setup: Option<&'static str>,
+    idle: Mutex<Vec<PgConnection>>,
+    slots: Arc<Semaphore>,
+    acquire_timeout: Duration,
+}
+
+/// A connection checked out of [`Sessions`]; dropped, it is closed.
+pub(crate) struct Session {
+    conn: Option<PgConnection>,
+    home: Arc<Sessions>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Sessions {
+    /// Sessions on `url`; nothing connects until the first [`Sessions::get`].
+    pub(crate) fn new(
+        url: &str,
+        max: u32,
+        setup: Option<&'static str>,
+        acquire_timeout: Duration,
+    ) -> Result<Arc<Self>, sqlx::Error> {
+        Ok(Arc::new(Sessions {
+            options: url.parse::<PgConnectOptions>()?,
+            setup,
+            idle: Mutex::new(Vec::new()),
+            slots: Arc::new(Semaphore::new(max.max(1) as usize)),
+            acquire_timeout,
+        }))
+    }
+
+    /// An idle session (the most recently used, whose backend is warm) or a
+    /// new one; waits for a free slot up to the acquire timeout.
+    pub(crate) async fn get(self: &Arc<Self>) -> Result<Session, sqlx::Error> {
+        let slot = tokio::time::timeout(self.acquire_timeout, self.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        let idle = self.lock().pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => tokio::time::timeout(self.acquire_timeout, self.open())
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)??,
+        };
+        Ok(Session {
+            conn: Some(conn),
+            home: self.clone(),
+            _slot: slot,
+        })
+    }
+
+    /// A new connection, set up. Boxed: a `Send` future with a concrete
+    /// lifetime, which the spawned tasks calling [`Sessions::get`] need.
+    fn open(&self) -> BoxFuture<'_, Result<PgConnection, sqlx::Error>> {
+        Box::pin(async move {
+            let mut conn = self.options.connect().await?;
+            if let Some(setup) = self.setup {
+                conn.execute(setup).await?;
+            }
+            Ok(conn)
+        })
+    }
+
+    /// Closes the idle sessions and refuses new ones.
+    pub(crate) async fn close(&self) {
+        self.slots.close();
+        let idle = std::mem::take(&mut *self.lock());
+        for conn in idle {
+            let _ = conn.close().await;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<PgConnection>> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Session {
+    /// The connection, for one statement.
+    pub(crate) fn conn(&mut self) -> &mut PgConnection {
+        self.conn
+            .as_mut()
+            .expect("a session holds its connection until kept")
+    }
+
+    /// Returns the session to the idle set, after a statement that ran to
+    /// its end: an answer read whole, or an error the server sent (sqlx
+    /// reads on to the server's ready signal before the next statement).
+    pub(crate) fn keep(mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.home.lock().push(conn);
+        }
+    }
+
+    /// Keeps the session when `result` says the server answered, and passes
+    /// `result` on.
+    pub(crate) fn keep_if<T>(self, result: Result<T, sqlx::Error>) -> Result<T, sqlx::Error> {
+        match &result {
+            Ok(_) | Err(sqlx::Error::Database(_)) => self.keep(),
+            // The server went away or the link broke: its other idle
+            // sessions most likely did too.
+            Err(_) => self.home.lock().clear(),
+        }
+        result
+    }
+}
