@@ -56,10 +56,17 @@ impl Sessions {
     /// An idle session (the most recently used, whose backend is warm) or a
     /// new one; waits for a free slot up to the acquire timeout.
     pub(crate) async fn get(self: &Arc<Self>) -> Result<Session, sqlx::Error> {
-        let slot = tokio::time::timeout(self.acquire_timeout, self.slots.clone().acquire_owned())
-            .await
-            .map_err(|_| sqlx::Error::PoolTimedOut)?
-            .map_err(|_| sqlx::Error::PoolClosed)?;
+        // A free slot is taken without arming a timer.
+        let slot = match self.slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(sqlx::Error::PoolClosed),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                tokio::time::timeout(self.acquire_timeout, self.slots.clone().acquire_owned())
+                    .await
+                    .map_err(|_| sqlx::Error::PoolTimedOut)?
+                    .map_err(|_| sqlx::Error::PoolClosed)?
+            }
+        };
         let idle = self.lock().pop();
         let conn = match idle {
             Some(conn) => conn,
