@@ -1,11 +1,13 @@
 //! Logs (tracing, text or JSON) and metrics (Prometheus).
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{OnceLock, RwLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
+use metrics::{Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 use walletctl_core::config::{LogConfig, LogFormat};
@@ -73,28 +75,98 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
 
 /// Counts and times every request by service, route template and status.
 pub async fn track(service: &'static str, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".into());
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let method = method_label(req.method());
     let start = Instant::now();
-    let in_flight = metrics::gauge!("http_requests_in_flight", "service" => service);
+    let in_flight = SERIES.in_flight(service);
     in_flight.increment(1.0);
     let res = next.run(req).await;
     in_flight.decrement(1.0);
-    let status = res.status().as_u16().to_string();
-    let labels = [
-        ("service", service.to_owned()),
-        ("route", route),
-        ("method", method.to_owned()),
-        ("status", status),
-    ];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(start.elapsed().as_secs_f64());
+    let series = Series {
+        service,
+        method,
+        status: res.status().as_u16(),
+    };
+    SERIES.record(route, series, start.elapsed().as_secs_f64());
     res
+}
+
+/// The request metrics' handles, made once per series: the `metrics`
+/// macros hash their labels and look the series up on every call, which
+/// the request path paid three times per request.
+static SERIES: SeriesHandles = SeriesHandles {
+    by_route: RwLock::new(None),
+    in_flight: RwLock::new(Vec::new()),
+};
+
+/// The labels of one request series besides its route.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Series {
+    service: &'static str,
+    method: &'static str,
+    status: u16,
+}
+
+struct SeriesHandles {
+    /// Route template → its series' counter and duration histogram.
+    by_route: RwLock<Option<HashMap<String, Vec<(Series, Counter, Histogram)>>>>,
+    in_flight: RwLock<Vec<(&'static str, Gauge)>>,
+}
+
+impl SeriesHandles {
+    fn record(&self, route: &str, series: Series, seconds: f64) {
+        {
+            let map = self.by_route.read().unwrap_or_else(|p| p.into_inner());
+            let known = map
+                .as_ref()
+                .and_then(|m| m.get(route))
+                .and_then(|all| all.iter().find(|(s, ..)| *s == series));
+            if let Some((_, count, time)) = known {
+                count.increment(1);
+                time.record(seconds);
+                return;
+            }
+        }
+        metrics_handle(); // the recorder the handles belong to, before any is made
+        let labels = [
+            ("service", series.service.to_owned()),
+            ("route", route.to_owned()),
+            ("method", series.method.to_owned()),
+            ("status", series.status.to_string()),
+        ];
+        let count = metrics::counter!("http_requests_total", &labels);
+        let time = metrics::histogram!("http_request_duration_seconds", &labels);
+        count.increment(1);
+        time.record(seconds);
+        let mut map = self.by_route.write().unwrap_or_else(|p| p.into_inner());
+        let all = map
+            .get_or_insert_with(HashMap::new)
+            .entry(route.to_owned())
+            .or_default();
+        if !all.iter().any(|(s, ..)| *s == series) {
+            all.push((series, count, time));
+        }
+    }
+
+    fn in_flight(&self, service: &'static str) -> Gauge {
+        let known = self
+            .in_flight
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|(s, _)| *s == service)
+            .map(|(_, g)| g.clone());
+        known.unwrap_or_else(|| {
+            metrics_handle();
+            let gauge = metrics::gauge!("http_requests_in_flight", "service" => service);
+            self.in_flight
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((service, gauge.clone()));
+            gauge
+        })
+    }
 }
 
 /// The method as a metric label: the standard ones by name, anything a
