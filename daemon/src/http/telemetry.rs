@@ -108,9 +108,12 @@ struct Series {
     status: u16,
 }
 
+/// A series' labels, its request counter and its duration histogram.
+type SeriesHandle = (Series, Counter, Histogram);
+
 struct SeriesHandles {
     /// Route template → its series' counter and duration histogram.
-    by_route: RwLock<Option<HashMap<String, Vec<(Series, Counter, Histogram)>>>>,
+    by_route: RwLock<Option<HashMap<String, Vec<SeriesHandle>>>>,
     in_flight: RwLock<Vec<(&'static str, Gauge)>>,
 }
 
