@@ -286,7 +286,7 @@ impl Store {
             Pools::Postgres { .. } => {
                 self.refresh_assignments_if_stale().await;
                 let targets = self.inner.replicas.targets(user, consistency);
-                reads::read(self, targets, user.to_string()).await?
+                reads::read(self, targets, consistency, user.to_string()).await?
             }
         };
         let wallet = wallet_from(row.ok_or(StoreError::WalletNotFound)?);

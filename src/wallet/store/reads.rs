@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 
 use super::WALLET_COLUMNS;
 use crate::platform::sql::lanes::{LaneKey, Waiter};
-use crate::platform::sql::{Store, StoreError, Target, WalletRow};
+use crate::platform::sql::{ReadConsistency, Store, StoreError, Target, WalletRow};
 
 /// How many times a lane's leader yields to the runtime between queries.
 const GATHER_YIELDS: usize = 4;
@@ -21,9 +21,19 @@ const GATHER_YIELDS: usize = 4;
 pub(super) async fn read(
     store: &Store,
     targets: Vec<Target>,
+    consistency: ReadConsistency,
     user: String,
 ) -> Result<(Option<WalletRow>, String), StoreError> {
-    let lane: LaneKey = targets.iter().map(Target::replica).collect();
+    let lane: LaneKey = match consistency {
+        // Any replica may stand in for another: reads share a lane by the
+        // replica they try first, and fall back the way its leader does.
+        // (A user whose region is not known yet tries the replicas in a
+        // hashed order; keyed by the whole order, those reads made lanes of
+        // their own and smaller queries.)
+        ReadConsistency::Replica => targets.iter().take(1).map(Target::replica).collect(),
+        // Only the synchronous standby or the primary will do.
+        ReadConsistency::Strong => targets.iter().map(Target::replica).collect(),
+    };
     let (reply, answer) = oneshot::channel();
     if store
         .inner
