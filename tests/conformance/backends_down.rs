@@ -163,7 +163,8 @@ async fn kafka_down_makes_display_unready_and_money_still_moves() {
 }
 
 /// Coalesced reads share one query: a replica dying under a steady stream
-/// of concurrent reads must fail none of them, each still gets its own row.
+/// of concurrent reads must fail none of them, each still gets its own row;
+/// and when it comes back, reads go back to it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_reads_ride_through_a_replica_dying() {
     let mut env = TestEnv::new(Mode::Distributed).await;
@@ -196,5 +197,26 @@ async fn concurrent_reads_ride_through_a_replica_dying() {
                 "round {round}: reads after the cut still named the dead replica: {sources:?}"
             );
         }
+    }
+    // Back up: once its down mark lapses, reads return to it on new
+    // sessions (the ones the cut broke were closed, not handed out again).
+    proxy.restore();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (u, balance) = &users[0];
+        let (s, b) = app.get(&format!("/wallet/{u}/balance")).await;
+        assert_eq!(
+            (s, &b["balance"]),
+            (200, &serde_json::json!(balance)),
+            "{b}"
+        );
+        if b["source"] == "replica:sw1" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "reads never went back to the restored replica: {b}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
