@@ -8,7 +8,7 @@
 use anyhow::Context as _;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper::client::conn::http1::SendRequest;
+use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper_util::rt::TokioIo;
 
 /// One request of a closed loop.
@@ -27,7 +27,15 @@ pub struct Req {
 pub struct Conn {
     authority: String,
     bearer: String,
-    send: Option<SendRequest<Full<Bytes>>>,
+    open: Option<Open>,
+}
+
+/// An open connection: the request handle and the connection future, which
+/// the worker polls itself while it waits (no task of its own: a request
+/// then wakes one task, not two).
+struct Open {
+    send: SendRequest<Full<Bytes>>,
+    conn: Connection<TokioIo<tokio::net::TcpStream>, Full<Bytes>>,
 }
 
 impl Conn {
@@ -43,7 +51,7 @@ impl Conn {
         Ok(Conn {
             authority: format!("{host}:{port}"),
             bearer: format!("Bearer {token}"),
-            send: None,
+            open: None,
         })
     }
 
@@ -52,23 +60,21 @@ impl Conn {
     pub async fn send(&mut self, req: Req) -> Option<u16> {
         let answer = self.try_send(req).await;
         if answer.is_none() {
-            self.send = None;
+            self.open = None;
         }
         answer
     }
 
     async fn try_send(&mut self, req: Req) -> Option<u16> {
-        if self.send.as_ref().is_none_or(|s| s.is_closed()) {
+        if self.open.as_ref().is_none_or(|o| o.send.is_closed()) {
             let stream = tokio::net::TcpStream::connect(&self.authority).await.ok()?;
             let _ = stream.set_nodelay(true);
             let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
                 .await
                 .ok()?;
-            tokio::spawn(conn);
-            self.send = Some(send);
+            self.open = Some(Open { send, conn });
         }
-        let send = self.send.as_mut()?;
-        send.ready().await.ok()?;
+        let Open { send, conn } = self.open.as_mut()?;
         let mut b = hyper::Request::builder()
             .method(req.method)
             .uri(req.path)
@@ -84,9 +90,19 @@ impl Conn {
             }
             None => Full::new(Bytes::new()),
         };
-        let res = send.send_request(b.body(body).ok()?).await.ok()?;
-        let status = res.status().as_u16();
-        res.into_body().collect().await.ok()?;
-        Some(status)
+        let request = b.body(body).ok()?;
+        let exchange = async {
+            send.ready().await.ok()?;
+            let res = send.send_request(request).await.ok()?;
+            let status = res.status().as_u16();
+            res.into_body().collect().await.ok()?;
+            Some(status)
+        };
+        // The connection future ends only when the connection does: while
+        // the exchange runs, it is what reads and writes the socket.
+        tokio::select! {
+            answer = exchange => answer,
+            _ = conn => None,
+        }
     }
 }
