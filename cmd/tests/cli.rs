@@ -1039,20 +1039,23 @@ async fn bench_deducts_and_reads_what_it_counts() {
     for u in ["lg0", "lg1"] {
         app.wallet_with(u, "SOUTH_EAST", 1_000_000).await;
     }
-    let deduct = cli.json(&[
-        "bench",
-        "deduct",
-        "--users",
-        "2",
-        "--prefix",
-        "lg",
-        "--concurrency",
-        "4",
-        "--seconds",
-        "1",
-        "-o",
-        "json",
-    ]);
+    let bench = |kind: &str| {
+        cli.json(&[
+            "bench",
+            kind,
+            "--users",
+            "2",
+            "--prefix",
+            "lg",
+            "--concurrency",
+            "4",
+            "--seconds",
+            "1",
+            "-o",
+            "json",
+        ])
+    };
+    let deduct = bench("deduct");
     let ok = deduct["ok"].as_i64().unwrap();
     assert!(ok > 0, "{deduct}");
     assert_eq!(deduct["errors"], 0, "{deduct}");
@@ -1062,20 +1065,7 @@ async fn bench_deducts_and_reads_what_it_counts() {
         2_000_000 - ok,
         "each ok deduction took one unit: {deduct}"
     );
-    let read = cli.json(&[
-        "bench",
-        "read",
-        "--users",
-        "2",
-        "--prefix",
-        "lg",
-        "--concurrency",
-        "4",
-        "--seconds",
-        "1",
-        "-o",
-        "json",
-    ]);
+    let read = bench("read");
     assert!(read["ok"].as_i64().unwrap() > 0, "{read}");
     assert_eq!(read["errors"], 0, "{read}");
 }
