@@ -124,6 +124,18 @@ async fn concurrent_reads_each_get_their_own_wallet() {
         app.wallet_with(&u, region, 1_000 + i).await;
         users.push((u, 1_000 + i));
     }
+    // sw1 replicates asynchronously: let it catch up with the last credits
+    // before asking for exact balances.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    for (u, balance) in &users {
+        while app.get(&format!("/wallet/{u}/balance")).await.1["balance"] != *balance {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{u} never caught up"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
     for _round in 0..5 {
         let reads = users.iter().map(|(u, balance)| {
             let app = &app;
