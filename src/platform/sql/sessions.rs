@@ -12,7 +12,7 @@
 //! answer can reach the next user of the connection.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
@@ -24,14 +24,31 @@ pub(crate) struct Sessions {
     options: PgConnectOptions,
     /// Run once on each new connection (a `SET`).
     setup: Option<&'static str>,
-    idle: Mutex<Vec<PgConnection>>,
+    /// Oldest first: sessions go back on top.
+    idle: Mutex<Vec<Idle>>,
     slots: Arc<Semaphore>,
     acquire_timeout: Duration,
 }
 
+/// An idle session; a session idle longer than [`IDLE_TIMEOUT`], or older
+/// than [`MAX_LIFETIME`], is closed instead of handed out (as a `PgPool`
+/// does), so a connection some middlebox or server timeout has cut is rarely
+/// the one a group commit gets.
+struct Idle {
+    conn: PgConnection,
+    opened: Instant,
+    since: Instant,
+}
+
+/// How long a session may sit idle before it is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a session may live.
+const MAX_LIFETIME: Duration = Duration::from_secs(1800);
+
 /// A connection checked out of [`Sessions`]; dropped, it is closed.
 pub(crate) struct Session {
     conn: Option<PgConnection>,
+    opened: Instant,
     home: Arc<Sessions>,
     _slot: OwnedSemaphorePermit,
 }
@@ -67,15 +84,35 @@ impl Sessions {
                     .map_err(|_| sqlx::Error::PoolClosed)?
             }
         };
-        let idle = self.lock().pop();
-        let conn = match idle {
-            Some(conn) => conn,
-            None => tokio::time::timeout(self.acquire_timeout, self.open())
-                .await
-                .map_err(|_| sqlx::Error::PoolTimedOut)??,
+        let (idle, stale) = {
+            let now = Instant::now();
+            let mut idle = self.lock();
+            let fresh = idle
+                .iter()
+                .position(|i| now - i.since < IDLE_TIMEOUT && now - i.opened < MAX_LIFETIME)
+                .unwrap_or(idle.len());
+            let stale: Vec<Idle> = idle.drain(..fresh).collect();
+            (idle.pop(), stale)
+        };
+        if !stale.is_empty() {
+            tokio::spawn(async move {
+                for i in stale {
+                    let _ = i.conn.close().await;
+                }
+            });
+        }
+        let (conn, opened) = match idle {
+            Some(i) if i.opened.elapsed() < MAX_LIFETIME => (i.conn, i.opened),
+            _ => (
+                tokio::time::timeout(self.acquire_timeout, self.open())
+                    .await
+                    .map_err(|_| sqlx::Error::PoolTimedOut)??,
+                Instant::now(),
+            ),
         };
         Ok(Session {
             conn: Some(conn),
+            opened,
             home: self.clone(),
             _slot: slot,
         })
@@ -97,12 +134,12 @@ impl Sessions {
     pub(crate) async fn close(&self) {
         self.slots.close();
         let idle = std::mem::take(&mut *self.lock());
-        for conn in idle {
-            let _ = conn.close().await;
+        for i in idle {
+            let _ = i.conn.close().await;
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<PgConnection>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -120,7 +157,11 @@ impl Session {
     /// reads on to the server's ready signal before the next statement).
     pub(crate) fn keep(mut self) {
         if let Some(conn) = self.conn.take() {
-            self.home.lock().push(conn);
+            self.home.lock().push(Idle {
+                conn,
+                opened: self.opened,
+                since: Instant::now(),
+            });
         }
     }
 
