@@ -1,7 +1,7 @@
 //! Logs (tracing, text or JSON) and metrics (Prometheus).
 
 use std::collections::HashMap;
-use std::sync::{OnceLock, RwLock};
+use std::sync::{LazyLock, OnceLock, RwLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
@@ -95,10 +95,13 @@ pub async fn track(service: &'static str, req: Request, next: Next) -> Response 
 /// The request metrics' handles, made once per series: the `metrics`
 /// macros hash their labels and look the series up on every call, which
 /// the request path paid three times per request.
-static SERIES: SeriesHandles = SeriesHandles {
-    by_route: RwLock::new(None),
-    in_flight: RwLock::new(Vec::new()),
-};
+static SERIES: LazyLock<SeriesHandles> = LazyLock::new(|| {
+    metrics_handle(); // the recorder the handles belong to, before any is made
+    SeriesHandles {
+        by_route: RwLock::new(HashMap::new()),
+        in_flight: RwLock::new(Vec::new()),
+    }
+});
 
 /// The labels of one request series besides its route.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -113,7 +116,7 @@ type SeriesHandle = (Series, Counter, Histogram);
 
 struct SeriesHandles {
     /// Route template → its series' counter and duration histogram.
-    by_route: RwLock<Option<HashMap<String, Vec<SeriesHandle>>>>,
+    by_route: RwLock<HashMap<String, Vec<SeriesHandle>>>,
     in_flight: RwLock<Vec<(&'static str, Gauge)>>,
 }
 
@@ -122,8 +125,7 @@ impl SeriesHandles {
         {
             let map = self.by_route.read().unwrap_or_else(|p| p.into_inner());
             let known = map
-                .as_ref()
-                .and_then(|m| m.get(route))
+                .get(route)
                 .and_then(|all| all.iter().find(|(s, ..)| *s == series));
             if let Some((_, count, time)) = known {
                 count.increment(1);
@@ -131,7 +133,6 @@ impl SeriesHandles {
                 return;
             }
         }
-        metrics_handle(); // the recorder the handles belong to, before any is made
         let labels = [
             ("service", series.service.to_owned()),
             ("route", route.to_owned()),
@@ -143,10 +144,7 @@ impl SeriesHandles {
         count.increment(1);
         time.record(seconds);
         let mut map = self.by_route.write().unwrap_or_else(|p| p.into_inner());
-        let all = map
-            .get_or_insert_with(HashMap::new)
-            .entry(route.to_owned())
-            .or_default();
+        let all = map.entry(route.to_owned()).or_default();
         if !all.iter().any(|(s, ..)| *s == series) {
             all.push((series, count, time));
         }
@@ -161,7 +159,6 @@ impl SeriesHandles {
             .find(|(s, _)| *s == service)
             .map(|(_, g)| g.clone());
         known.unwrap_or_else(|| {
-            metrics_handle();
             let gauge = metrics::gauge!("http_requests_in_flight", "service" => service);
             self.in_flight
                 .write()

@@ -7,7 +7,7 @@
 //! per query that wakes the backend a second time (on the read path it was
 //! half of the server's work and of the service's socket writes). Here a
 //! session goes back idle only when the caller says its statement finished
-//! ([`Session::keep`]); a session dropped in the middle of a statement (a
+//! ([`Session::finish`]); a session dropped in the middle of a statement (a
 //! cancelled request, a client error) is closed instead, so no half-read
 //! answer can reach the next user of the connection.
 
@@ -149,31 +149,32 @@ impl Session {
     pub(crate) fn conn(&mut self) -> &mut PgConnection {
         self.conn
             .as_mut()
-            .expect("a session holds its connection until kept")
+            .expect("a session holds its connection until finished")
     }
 
-    /// Returns the session to the idle set, after a statement that ran to
-    /// its end: an answer read whole, or an error the server sent (sqlx
-    /// reads on to the server's ready signal before the next statement).
-    pub(crate) fn keep(mut self) {
-        if let Some(conn) = self.conn.take() {
-            self.home.lock().push(Idle {
+    /// Ends the use of the session. `answered`: the statement ran to its
+    /// end (an answer read whole, or an error the server sent; sqlx reads on
+    /// to the server's ready signal before the next statement), and the
+    /// session goes back idle. Otherwise the link broke or the server went
+    /// away: the session is closed, and so are the server's other idle
+    /// sessions, which most likely broke too.
+    pub(crate) fn finish(mut self, answered: bool) {
+        let Some(conn) = self.conn.take() else { return };
+        let mut idle = self.home.lock();
+        if answered {
+            idle.push(Idle {
                 conn,
                 opened: self.opened,
                 since: Instant::now(),
             });
+        } else {
+            idle.clear();
         }
     }
 
-    /// Keeps the session when `result` says the server answered, and passes
-    /// `result` on.
+    /// [`Session::finish`] by what `result` says, and passes `result` on.
     pub(crate) fn keep_if<T>(self, result: Result<T, sqlx::Error>) -> Result<T, sqlx::Error> {
-        match &result {
-            Ok(_) | Err(sqlx::Error::Database(_)) => self.keep(),
-            // The server went away or the link broke: its other idle
-            // sessions most likely did too.
-            Err(_) => self.home.lock().clear(),
-        }
+        self.finish(matches!(&result, Ok(_) | Err(sqlx::Error::Database(_))));
         result
     }
 }

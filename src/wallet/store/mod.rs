@@ -258,8 +258,9 @@ impl Store {
         if let Some(sessions) = &self.inner.commit {
             let mut session = sessions.get().await?;
             let answer = postgres::call_group(self, session.conn(), groups, true).await;
+            // Any other error drops (closes) just this session.
             if matches!(&answer, Ok(_) | Err(StoreError::Database(_))) {
-                session.keep();
+                session.finish(true);
             }
             return answer;
         }
