@@ -25,6 +25,7 @@ use walletctl_core::display::frequency::FrequencyCap;
 use walletctl_core::display::management::ManagementClient;
 use walletctl_core::platform::auth::{Scope, Scopes};
 
+use crate::http::edge::{Edge, edge};
 use crate::http::error::{ApiError, not_found};
 use crate::http::limits;
 use crate::service::Service;
@@ -50,16 +51,12 @@ pub fn router(state: AppState, service: Service) -> Router {
     };
     api.merge(crate::http::health::routes(service))
         .fallback(not_found)
-        // axum answers a wrong method with 405 and an `Allow` header; give it the API's body.
-        .layer(axum::middleware::map_response(
-            crate::http::error::method_not_allowed,
-        ))
-        .layer(axum::middleware::from_fn(move |req, next| {
-            crate::http::telemetry::track(service.name(), req, next)
-        }))
         .layer(axum::middleware::from_fn_with_state(
-            Duration::from_millis(state.backends.config.wallet.request_timeout_ms),
-            limits::deadline,
+            Edge {
+                service: service.name(),
+                deadline: Duration::from_millis(state.backends.config.wallet.request_timeout_ms),
+            },
+            edge,
         ))
         .layer(DefaultBodyLimit::max(limits::BODY_LIMIT))
         .layer(TraceLayer::new_for_http())

@@ -293,7 +293,7 @@ pub async fn not_found() -> ApiError {
 
 /// Gives axum's own `405 Method Not Allowed` (which lists the route's methods
 /// in `Allow`) the API's error body, keeping its headers.
-pub async fn method_not_allowed(res: Response) -> Response {
+pub fn method_not_allowed(res: Response) -> Response {
     if res.status() != StatusCode::METHOD_NOT_ALLOWED
         || res.headers().contains_key(header::CONTENT_TYPE)
     {

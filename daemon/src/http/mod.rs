@@ -3,6 +3,7 @@
 //! the limits that keep load and abuse from reaching the backends.
 
 pub mod auth;
+pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod health;

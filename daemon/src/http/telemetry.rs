@@ -5,7 +5,6 @@ use std::sync::{LazyLock, OnceLock, RwLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
 use axum::response::Response;
 use metrics::{Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -73,23 +72,46 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
     })
 }
 
-/// Counts and times every request by service, route template and status.
-pub async fn track(service: &'static str, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let method = method_label(req.method());
-    let start = Instant::now();
-    let in_flight = SERIES.in_flight(service);
-    in_flight.increment(1.0);
-    let res = next.run(req).await;
-    in_flight.decrement(1.0);
-    let series = Series {
-        service,
-        method,
-        status: res.status().as_u16(),
-    };
-    SERIES.record(route, series, start.elapsed().as_secs_f64());
-    res
+/// One request's metrics: counted as in flight from [`RequestMetrics::start`]
+/// until it is dropped (also when the request is cut short), then counted
+/// and timed by service, route template, method and status by
+/// [`RequestMetrics::finish`].
+pub struct RequestMetrics {
+    service: &'static str,
+    route: Option<MatchedPath>,
+    method: &'static str,
+    start: Instant,
+    in_flight: Gauge,
+}
+
+impl RequestMetrics {
+    pub fn start(service: &'static str, req: &Request) -> Self {
+        let in_flight = SERIES.in_flight(service);
+        in_flight.increment(1.0);
+        RequestMetrics {
+            service,
+            route: req.extensions().get::<MatchedPath>().cloned(),
+            method: method_label(req.method()),
+            start: Instant::now(),
+            in_flight,
+        }
+    }
+
+    pub fn finish(self, res: &Response) {
+        let route = self.route.as_ref().map_or("unmatched", MatchedPath::as_str);
+        let series = Series {
+            service: self.service,
+            method: self.method,
+            status: res.status().as_u16(),
+        };
+        SERIES.record(route, series, self.start.elapsed().as_secs_f64());
+    }
+}
+
+impl Drop for RequestMetrics {
+    fn drop(&mut self) {
+        self.in_flight.decrement(1.0);
+    }
 }
 
 /// The request metrics' handles, made once per series: the `metrics`

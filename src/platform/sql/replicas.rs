@@ -4,9 +4,9 @@
 //! standby (committed with `remote_apply`, so never stale) or the primary.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -46,6 +46,8 @@ const REGION_CACHE_MAX: usize = 1_000_000;
 
 struct Replica {
     name: String,
+    /// `replica:{name}`, as reads name where they were answered.
+    source: Arc<str>,
     sessions: Arc<Sessions>,
     down_until: Mutex<Option<Instant>>,
 }
@@ -87,7 +89,7 @@ struct RegionMap {
 /// Where a read went.
 #[derive(Clone)]
 pub(crate) struct Target {
-    pub(crate) source: String,
+    pub(crate) source: Arc<str>,
     via: Via,
     replica: Option<usize>,
 }
@@ -134,6 +136,7 @@ impl ReplicaSet {
             )?;
             replicas.push(Replica {
                 name: name.clone(),
+                source: format!("replica:{name}").into(),
                 sessions,
                 down_until: Mutex::new(None),
             });
@@ -177,6 +180,10 @@ impl ReplicaSet {
             return;
         }
         let mut map = self.regions.lock().unwrap_or_else(|p| p.into_inner());
+        // Most reads find their user's region known already: no allocation.
+        if map.get(user).is_some_and(|known| known == region) {
+            return;
+        }
         if map.len() >= REGION_CACHE_MAX {
             map.clear();
         }
@@ -257,20 +264,21 @@ impl ReplicaSet {
         match consistency {
             ReadConsistency::Strong => order.extend(self.sync_replica),
             ReadConsistency::Replica => {
-                let region = self
-                    .regions
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(user.as_str())
-                    .cloned();
-                let assigned = match region {
+                // Locks taken in this order only (regions, then assignments).
+                let regions = self.regions.lock().unwrap_or_else(|p| p.into_inner());
+                let assignments;
+                let all: Vec<usize>;
+                let assigned: &[usize] = match regions.get(user.as_str()) {
                     Some(r) => {
-                        let guard = self.assignments.lock().unwrap_or_else(|p| p.into_inner());
-                        guard.replicas.get(&r).cloned().unwrap_or_default()
+                        assignments = self.assignments.lock().unwrap_or_else(|p| p.into_inner());
+                        assignments.replicas.get(r).map_or(&[], Vec::as_slice)
                     }
                     // Region not known yet (first read since start): every
                     // replica holds every row, so spread over all of them.
-                    None => (0..self.replicas.len()).collect(),
+                    None => {
+                        all = (0..self.replicas.len()).collect();
+                        &all
+                    }
                 };
                 if !assigned.is_empty() {
                     let start = (user.stable_hash() % assigned.len() as u64) as usize;
@@ -282,14 +290,15 @@ impl ReplicaSet {
             .into_iter()
             .filter(|i| self.healthy(*i))
             .map(|i| Target {
-                source: format!("replica:{}", self.replicas[i].name),
+                source: self.replicas[i].source.clone(),
                 via: Via::Direct(self.replicas[i].sessions.clone()),
                 replica: Some(i),
             })
             .collect();
         if let Some(primary) = &self.primary {
+            static PRIMARY: LazyLock<Arc<str>> = LazyLock::new(|| "primary".into());
             out.push(Target {
-                source: "primary".into(),
+                source: PRIMARY.clone(),
                 via: Via::Bouncer(primary.clone()),
                 replica: None,
             });
@@ -318,7 +327,7 @@ impl ReplicaSet {
         let mut last = None;
         for target in targets {
             match run_on(&target, &read).await {
-                Ok(v) => return Ok((v, target.source)),
+                Ok(v) => return Ok((v, target.source.to_string())),
                 Err(e) if is_connection_error(&e) && target.replica.is_some() => {
                     if let Some(i) = target.replica {
                         tracing::warn!(replica = %self.replicas[i].name, error = %e, "replica read failed; trying the next");
