@@ -243,7 +243,13 @@ pub async fn serve(
         &prepared.signing_keys,
     )?;
     let state = AppState::new(backends.clone(), Arc::new(balances), display);
+    // Two stops: the workers end first, then the HTTP services. The ads
+    // consumer confirms balances through this process's own wallet service,
+    // which must still answer while it finishes its last event (stopped
+    // together, that read failed and a funded campaign paused).
     let stop = CancellationToken::new();
+    let workers_stop = CancellationToken::new();
+    let mut servers = tokio::task::JoinSet::new();
     let mut tasks = tokio::task::JoinSet::new();
 
     let pairs = [
@@ -260,86 +266,110 @@ pub async fn serve(
         tracing::info!(service = service.name(), %addr, "listening");
         let app = router(state.clone(), service);
         let stop = stop.clone();
-        tasks.spawn(async move {
+        servers.spawn(async move {
             serve_http(listener, app, stop)
                 .await
                 .with_context(|| format!("serving {}", service.name()))
         });
     }
     if ads_on {
-        let (st, s) = (state.clone(), stop.clone());
+        let (st, s) = (state.clone(), workers_stop.clone());
         tasks.spawn(async move {
             crate::workers::balance_updated::run(st, s).await;
             Ok(())
         });
-        let (st, s) = (state.clone(), stop.clone());
+        let (st, s) = (state.clone(), workers_stop.clone());
         tasks.spawn(async move {
             crate::workers::campaign_cache::run(st, s).await;
             Ok(())
         });
-        let (st, s) = (state.clone(), stop.clone());
+        let (st, s) = (state.clone(), workers_stop.clone());
         tasks.spawn(async move {
             crate::workers::campaign_created::run(st, s).await;
             Ok(())
         });
     }
     if ads_on {
-        let (st, s) = (state.clone(), stop.clone());
+        let (st, s) = (state.clone(), workers_stop.clone());
         tasks.spawn(async move {
             crate::workers::billing::run(st, s).await;
             Ok(())
         });
     }
     if display_on {
-        let (c, s) = (state.display.candidates.clone(), stop.clone());
+        let (c, s) = (state.display.candidates.clone(), workers_stop.clone());
         tasks.spawn(async move {
             c.run(s).await;
             Ok(())
         });
     }
     if wallet_on {
-        let (b, s) = (backends.clone(), stop.clone());
+        let (b, s) = (backends.clone(), workers_stop.clone());
         tasks.spawn(async move {
             crate::workers::gc::run(b, s).await;
             Ok(())
         });
-        let (b, s) = (backends.clone(), stop.clone());
+        let (b, s) = (backends.clone(), workers_stop.clone());
         tasks.spawn(async move {
             crate::workers::reconcile::run(b, s).await;
             Ok(())
         });
-        let (b, s) = (backends.clone(), stop.clone());
+        let (b, s) = (backends.clone(), workers_stop.clone());
         tasks.spawn(async move {
             crate::workers::outbox_relay::run(b, s).await;
             Ok(())
         });
     }
 
-    let stop_on_signal = stop.clone();
+    let stop_on_signal = workers_stop.clone();
     tokio::spawn(async move {
         shutdown.await;
-        tracing::info!("shutting down: finishing in-flight requests");
+        tracing::info!("shutting down: stopping the workers, then finishing in-flight requests");
         stop_on_signal.cancel();
     });
 
-    let mut result = Ok(());
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                stop.cancel();
-                result = Err(e);
-            }
-            Err(e) => {
-                stop.cancel();
-                result = Err(anyhow::anyhow!("a service task failed: {e}"));
-            }
-        }
-    }
+    // A failure anywhere stops everything, in the same order.
+    let workers_ended = async {
+        let result = join_all(&mut tasks, &workers_stop).await;
+        // Workers that had nothing to do may end early: the services stop
+        // only once a stop was asked for.
+        workers_stop.cancelled().await;
+        stop.cancel();
+        result
+    };
+    let servers_ended = async {
+        let result = join_all(&mut servers, &workers_stop).await;
+        // A service that ended on its own (a failure) takes the rest down.
+        workers_stop.cancel();
+        result
+    };
+    let (workers, served) = tokio::join!(workers_ended, servers_ended);
+    let result = served.and(workers);
     tokio::time::timeout(Duration::from_secs(5), backends.store.close())
         .await
         .ok();
     tracing::info!("stopped");
+    result
+}
+
+/// Waits for every task of `set`; the first failure cancels `on_failure`
+/// and is the result.
+async fn join_all(
+    set: &mut tokio::task::JoinSet<anyhow::Result<()>>,
+    on_failure: &CancellationToken,
+) -> anyhow::Result<()> {
+    let mut result = Ok(());
+    while let Some(joined) = set.join_next().await {
+        let failed = match joined {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => e,
+            Err(e) => anyhow::anyhow!("a service task failed: {e}"),
+        };
+        on_failure.cancel();
+        if result.is_ok() {
+            result = Err(failed);
+        }
+    }
     result
 }
 

@@ -513,7 +513,14 @@ impl AdsService {
             // pausing. If the wallet service cannot answer, pause anyway:
             // stopping spend when unsure is the safe side.
             let confirmed_can_pay = if c.status == Status::Active && !can_pay {
-                matches!(self.balances.balance(user).await, Ok(Some(b)) if b >= c.min_charge())
+                match self.balances.balance(user).await {
+                    Ok(b) => b.is_some_and(|b| b >= c.min_charge()),
+                    Err(e) => {
+                        tracing::warn!(campaign = %id, user = %user, error = %e,
+                            "could not confirm the balance; pausing the campaign to be safe");
+                        false
+                    }
+                }
             } else {
                 false
             };
