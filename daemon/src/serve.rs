@@ -250,7 +250,7 @@ pub async fn serve(
     let stop = CancellationToken::new();
     let workers_stop = CancellationToken::new();
     let mut servers = tokio::task::JoinSet::new();
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut workers = tokio::task::JoinSet::new();
 
     let pairs = [
         (Service::Wallet, listeners.wallet),
@@ -274,48 +274,48 @@ pub async fn serve(
     }
     if ads_on {
         let (st, s) = (state.clone(), workers_stop.clone());
-        tasks.spawn(async move {
+        workers.spawn(async move {
             crate::workers::balance_updated::run(st, s).await;
             Ok(())
         });
         let (st, s) = (state.clone(), workers_stop.clone());
-        tasks.spawn(async move {
+        workers.spawn(async move {
             crate::workers::campaign_cache::run(st, s).await;
             Ok(())
         });
         let (st, s) = (state.clone(), workers_stop.clone());
-        tasks.spawn(async move {
+        workers.spawn(async move {
             crate::workers::campaign_created::run(st, s).await;
             Ok(())
         });
     }
     if ads_on {
         let (st, s) = (state.clone(), workers_stop.clone());
-        tasks.spawn(async move {
+        workers.spawn(async move {
             crate::workers::billing::run(st, s).await;
             Ok(())
         });
     }
     if display_on {
         let (c, s) = (state.display.candidates.clone(), workers_stop.clone());
-        tasks.spawn(async move {
+        workers.spawn(async move {
             c.run(s).await;
             Ok(())
         });
     }
     if wallet_on {
         let (b, s) = (backends.clone(), workers_stop.clone());
-        tasks.spawn(async move {
+        workers.spawn(async move {
             crate::workers::gc::run(b, s).await;
             Ok(())
         });
         let (b, s) = (backends.clone(), workers_stop.clone());
-        tasks.spawn(async move {
+        workers.spawn(async move {
             crate::workers::reconcile::run(b, s).await;
             Ok(())
         });
         let (b, s) = (backends.clone(), workers_stop.clone());
-        tasks.spawn(async move {
+        workers.spawn(async move {
             crate::workers::outbox_relay::run(b, s).await;
             Ok(())
         });
@@ -330,7 +330,7 @@ pub async fn serve(
 
     // A failure anywhere stops everything, in the same order.
     let workers_ended = async {
-        let result = join_all(&mut tasks, &workers_stop).await;
+        let result = join_all(&mut workers, &workers_stop).await;
         // Workers that had nothing to do may end early: the services stop
         // only once a stop was asked for.
         workers_stop.cancelled().await;
@@ -343,8 +343,8 @@ pub async fn serve(
         workers_stop.cancel();
         result
     };
-    let (workers, served) = tokio::join!(workers_ended, servers_ended);
-    let result = served.and(workers);
+    let (worked, served) = tokio::join!(workers_ended, servers_ended);
+    let result = served.and(worked);
     tokio::time::timeout(Duration::from_secs(5), backends.store.close())
         .await
         .ok();

@@ -13,7 +13,6 @@ use std::time::Duration;
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use sha2::{Digest, Sha256};
 use walletctl_core::platform::auth::{Scope, TokenInfo};
 use walletctl_core::platform::sql::Store;
 
@@ -52,7 +51,7 @@ impl Authenticator {
             return Ok(None);
         }
         // Keyed by the secret's SHA-256: the cache holds no secrets.
-        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        let digest = walletctl_core::platform::auth::secret_digest(secret);
         // The common case, a token checked moments ago, without setting up
         // a lookup.
         if let Some(known) = self.checked.get(&digest).await {

@@ -28,9 +28,15 @@ pub struct NewToken {
     pub scopes: Scopes,
 }
 
+/// A secret's SHA-256: what is kept of it (in the database, hex; in
+/// caches, these bytes).
+pub fn secret_digest(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
 /// The stored form of a secret: its SHA-256, hex.
 pub fn digest(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    hex::encode(secret_digest(secret))
 }
 
 impl Store {
