@@ -322,8 +322,22 @@ pub async fn serve(
     }
 
     let stop_on_signal = workers_stop.clone();
+    let (readiness, drain) = (
+        state.readiness.clone(),
+        Duration::from_millis(backends.config.listen.drain_ms),
+    );
     tokio::spawn(async move {
         shutdown.await;
+        // Out of the load balancer first: `/readyz` says so at once, and
+        // everything keeps answering for `listen.drain_ms`.
+        readiness.stopping();
+        if !drain.is_zero() {
+            tracing::info!(
+                drain_ms = drain.as_millis() as u64,
+                "stopping: /readyz answers 503 while requests drain"
+            );
+            tokio::time::sleep(drain).await;
+        }
         tracing::info!("shutting down: stopping the workers, then finishing in-flight requests");
         stop_on_signal.cancel();
     });

@@ -234,6 +234,13 @@ pub struct ListenConfig {
     pub ads: SocketAddr,
     /// The ad display service (default `127.0.0.1:8482`).
     pub display: SocketAddr,
+    /// On a stop signal, how long `/readyz` answers `503 stopping` while
+    /// everything else still serves, before the workers and then the
+    /// listeners stop, in milliseconds (default 0). Behind a load balancer,
+    /// set it past the balancer's readiness interval so it stops sending
+    /// traffic before the listener closes.
+    #[serde(default)]
+    pub drain_ms: u64,
 }
 
 /// Wallet behaviour.
@@ -389,6 +396,7 @@ impl Default for Config {
                 wallet: SocketAddr::from(([127, 0, 0, 1], 8480)),
                 ads: SocketAddr::from(([127, 0, 0, 1], 8481)),
                 display: SocketAddr::from(([127, 0, 0, 1], 8482)),
+                drain_ms: 0,
             },
             wallet: WalletConfig {
                 lock_ttl_ms: 2_000,

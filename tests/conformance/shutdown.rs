@@ -111,3 +111,76 @@ conformance!(shutdown_answers_a_request_it_is_still_reading, |env| {
     assert_eq!(again.balance(&u).await, 999, "applied exactly once");
     again.stop().await;
 });
+
+// On the stop signal `/readyz` answers `503 stopping` at once, so a load
+// balancer takes the instance out, while the API still answers for
+// `listen.drain_ms`; then serve stops. (The drain is long so that the
+// checks below always fall inside it; stop() waits it out.)
+conformance!(
+    a_stopping_instance_says_so_and_keeps_answering_while_it_drains,
+    |env| {
+        let mut env = env;
+        env.config.listen.drain_ms = 8_000;
+        let mut app = env.spawn().await;
+        let u = user();
+        app.wallet_with(&u, "SOUTH_EAST", 500).await;
+        let (s, b) = app
+            .send(app.http.get(format!("{}/readyz", app.wallet)))
+            .await;
+        assert_eq!((s, b["status"].as_str()), (200, Some("ready")), "{b}");
+        app.signal_stop();
+        for base in [app.wallet.clone(), app.ads.clone(), app.display.clone()] {
+            let mut answer = (0, serde_json::Value::Null);
+            // The signal reaches serve's stop task in a moment, not at once.
+            for _ in 0..200 {
+                answer = app.send(app.http.get(format!("{base}/readyz"))).await;
+                if answer.0 == 503 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            let (s, b) = answer;
+            assert_eq!(
+                (s, b["status"].as_str()),
+                (503, Some("stopping")),
+                "{base}: {b}"
+            );
+        }
+        assert_eq!(
+            app.balance(&u).await,
+            500,
+            "reads still answered while draining"
+        );
+        let (s, b) = app
+            .send(
+                app.http
+                    .post(format!("{}/wallet/{u}/deduct", app.wallet))
+                    .bearer_auth(&app.token)
+                    .header("Idempotency-Key", key())
+                    .json(&amount(7)),
+            )
+            .await;
+        assert_eq!(s, 200, "deductions still answered while draining: {b}");
+        let (s, b) = app
+            .send(app.http.get(format!("{}/healthz", app.wallet)))
+            .await;
+        assert_eq!(
+            (s, b["status"].as_str()),
+            (200, Some("ok")),
+            "still live: {b}"
+        );
+        let wallet = app.wallet.clone();
+        app.stop().await;
+        assert!(
+            reqwest::get(format!("{wallet}/healthz")).await.is_err(),
+            "after the drain the listener is closed"
+        );
+        let again = env.spawn().await;
+        assert_eq!(
+            again.balance(&u).await,
+            493,
+            "the drained deduction was applied once"
+        );
+        again.stop().await;
+    }
+);

@@ -406,6 +406,13 @@ impl App {
         res.text().await.expect("metrics text")
     }
 
+    /// Sends the stop signal without waiting for `serve` to end.
+    pub fn signal_stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+
     /// Stops gracefully and waits.
     pub async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {

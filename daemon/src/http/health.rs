@@ -1,5 +1,6 @@
 //! `/healthz` (the process runs), `/readyz` (each backend the service uses
-//! answers; 503 naming the ones that do not) and `/metrics` (Prometheus).
+//! answers; 503 naming the ones that do not, or `stopping` once a stop was
+//! asked for) and `/metrics` (Prometheus).
 //!
 //! `/readyz` answers within [`READY_DEADLINE`] even when a backend hangs:
 //! probes run concurrently, each under its own timeout. The wallet's probe
@@ -11,6 +12,7 @@
 //! and addresses).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,12 +38,26 @@ pub const READY_CACHE: Duration = Duration::from_secs(1);
 /// One service's readiness answer and when it was taken.
 type Answer = (Instant, Vec<Probe>);
 
-/// Recent readiness answers, and the write probe in flight (at most one: a
-/// commit blocked on a lost standby must not be joined by another each second).
+/// Recent readiness answers, the write probe in flight (at most one: a
+/// commit blocked on a lost standby must not be joined by another each
+/// second), and whether the process is stopping.
 #[derive(Clone, Default)]
 pub struct ReadinessCache {
     answers: Arc<Mutex<HashMap<Service, Answer>>>,
     write_probe: Arc<tokio::sync::Mutex<()>>,
+    stopping: Arc<AtomicBool>,
+}
+
+impl ReadinessCache {
+    /// From now on `/readyz` answers `503 stopping`, so load balancers stop
+    /// sending requests while the process still answers them.
+    pub fn stopping(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
 }
 
 /// The health routes of `service`.
@@ -121,6 +137,13 @@ async fn write_probe(state: &AppState) -> Probe {
 }
 
 async fn readyz(State(state): State<AppState>, parts: Parts, service: Service) -> Response {
+    if state.readiness.is_stopping() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "stopping", "service": service.name(), "checks": [] })),
+        )
+            .into_response();
+    }
     let cached = {
         let answers = state
             .readiness
