@@ -10,12 +10,7 @@ use walletctl_core::ops::retention::{Cutoffs, GcReport, gc};
 use crate::output::{Format, OutputOpts, print};
 use crate::{GlobalOpts, UsageError};
 
-/// Remove idempotency keys older than retention.idempotency_key_days,
-/// published outbox rows older than retention.outbox_published_hours, and
-/// embedded event-log events older than retention.event_log_days, in
-/// batches of retention.batch rows. The ledger, the audit trail and billed
-/// ad events are never removed. Shows the counts and asks first; --yes
-/// skips the question (cron), --dry-run only counts.
+/// `walletctl gc`'s options (its help text is on `Command::Gc`).
 #[derive(Debug, Args)]
 pub struct Opts {
     /// Only count what would be removed.

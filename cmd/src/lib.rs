@@ -98,11 +98,25 @@ impl GlobalOpts {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the wallet, ads management and ad display services.
+    ///
+    /// Runs until SIGINT or SIGTERM, then stops gracefully: /readyz answers
+    /// 503 "stopping" at once, everything else keeps answering for
+    /// listen.drain_ms (default 0), then the workers stop, then the services
+    /// finish their in-flight requests.
+    ///
+    /// Default ports: wallet 8480, ads 8481, display 8482 (set them with
+    /// [listen] in the configuration or WALLETCTL_LISTEN__WALLET and friends).
+    /// Every service answers /healthz, /readyz and /metrics.
     Serve(serve::Opts),
     /// Show the effective configuration.
     #[command(subcommand)]
     Config(config_cmd::Cmd),
     /// Run or show database migrations.
+    ///
+    /// Run pending migrations of the wallet store and prepare the campaign store
+    /// (the default), or show which wallet migrations have run. On MongoDB it
+    /// creates the campaign indexes, and shards the collection by hashed user_id
+    /// when connected to a mongos (it says when it skipped that).
     Migrate(migrate::Opts),
     /// Create wallets, read balances, move money (talks to a running wallet service).
     #[command(subcommand)]
@@ -125,8 +139,24 @@ pub enum Command {
     #[command(subcommand)]
     Kafka(kafka::Cmd),
     /// Check that the stores agree (ledger, outbox, cache, campaign statuses, billing, replicas); --fix repairs what is safe. Exit 0 clean, 1 differences, 2 error.
+    ///
+    /// What it checks, and what --fix does: each wallet's balance against its
+    /// ledger; events unpublished for longer than --outbox-age-secs (relayed);
+    /// the Redis campaign cache against the campaign store (rebuilt); campaign
+    /// statuses against balances and budgets, and spend against billing
+    /// (paused, resumed, copied); billed ad events against ad_charge ledger
+    /// entries; standbys' reachability and lag. Money differences are never
+    /// changed: a person decides. Reads the backends directly: configure it
+    /// like `serve`.
     Reconcile(reconcile::Opts),
     /// Remove what is past its retention: old idempotency keys, published outbox rows, old embedded events.
+    ///
+    /// Remove idempotency keys older than retention.idempotency_key_days,
+    /// published outbox rows older than retention.outbox_published_hours, and
+    /// embedded event-log events older than retention.event_log_days, in
+    /// batches of retention.batch rows. The ledger, the audit trail and billed
+    /// ad events are never removed. Shows the counts and asks first; --yes
+    /// skips the question (cron), --dry-run only counts.
     Gc(gc::Opts),
     /// Print shell completions, e.g. `walletctl completions bash > /etc/bash_completion.d/walletctl`.
     Completions(completions::Opts),

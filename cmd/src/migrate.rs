@@ -13,10 +13,7 @@ use walletctl_core::platform::sql::Store;
 use crate::GlobalOpts;
 use crate::output::{OutputOpts, print};
 
-/// Run pending migrations of the wallet store and prepare the campaign store
-/// (the default), or show which wallet migrations have run. On MongoDB it
-/// creates the campaign indexes, and shards the collection by hashed user_id
-/// when connected to a mongos (it says when it skipped that).
+/// `walletctl migrate`'s options (its help text is on `Command::Migrate`).
 #[derive(Debug, Args)]
 pub struct Opts {
     /// What to do.

@@ -9,14 +9,7 @@ use walletctl_core::ops::reconcile::{Limits, Outcome, Report, reconcile};
 use crate::output::{Format, OutputOpts, print};
 use crate::{ExitStatus, GlobalOpts};
 
-/// Check that the stores agree, and with --fix repair what is safe:
-/// each wallet's balance against its ledger; events unpublished for longer
-/// than --outbox-age-secs (relayed); the Redis campaign cache against the
-/// campaign store (rebuilt); campaign statuses against balances and budgets,
-/// and spend against billing (paused, resumed, copied); billed ad events
-/// against ad_charge ledger entries; standbys' reachability and lag. Money
-/// differences are never changed: a person decides. Reads the backends
-/// directly: configure it like `serve`. Exit 0 clean, 1 differences, 2 error.
+/// `walletctl reconcile`'s options (its help text is on `Command::Reconcile`).
 #[derive(Debug, Args)]
 pub struct Opts {
     /// Repair what can be repaired safely.

@@ -10,15 +10,7 @@ use walletctl_daemon::Listeners;
 
 use crate::GlobalOpts;
 
-/// Run the services until SIGINT or SIGTERM, then stop gracefully.
-///
-/// On the signal /readyz answers 503 "stopping" at once; everything else
-/// keeps answering for listen.drain_ms (default 0), then the workers stop,
-/// then the services finish their in-flight requests.
-///
-/// Default ports: wallet 8480, ads 8481, display 8482 (set them with
-/// [listen] in the configuration or WALLETCTL_LISTEN__WALLET and friends).
-/// Every service answers /healthz, /readyz and /metrics.
+/// `walletctl serve`'s options (its help text is on `Command::Serve`).
 #[derive(Debug, Args)]
 pub struct Opts {
     /// Run only these services (comma-separated).
