@@ -152,13 +152,7 @@ conformance!(
             "reads still answered while draining"
         );
         let (s, b) = app
-            .send(
-                app.http
-                    .post(format!("{}/wallet/{u}/deduct", app.wallet))
-                    .bearer_auth(&app.token)
-                    .header("Idempotency-Key", key())
-                    .json(&amount(7)),
-            )
+            .post(&format!("/wallet/{u}/deduct"), amount(7), Some(&key()))
             .await;
         assert_eq!(s, 200, "deductions still answered while draining: {b}");
         let (s, b) = app
