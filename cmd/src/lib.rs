@@ -101,8 +101,8 @@ pub enum Command {
     ///
     /// Runs until SIGINT or SIGTERM, then stops gracefully: /readyz answers
     /// 503 "stopping" at once, everything else keeps answering for
-    /// listen.drain_ms (default 0), then the workers stop, then the services
-    /// finish their in-flight requests.
+    /// listen.drain_ms (default 0; a second signal ends it early), then the
+    /// workers stop, then the services finish their in-flight requests.
     ///
     /// Default ports: wallet 8480, ads 8481, display 8482 (set them with
     /// [listen] in the configuration or WALLETCTL_LISTEN__WALLET and friends).

@@ -66,20 +66,26 @@ pub async fn run(g: &GlobalOpts, opts: Opts) -> anyhow::Result<()> {
         "starting walletctl"
     );
     let backends = Backends::open(config).await?;
-    walletctl_daemon::serve(backends, listeners, shutdown_signal()).await
+    walletctl_daemon::serve(backends, listeners, stop_signals()).await
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// One item per SIGINT (Ctrl-C) or SIGTERM: the first starts a graceful
+/// stop, a second cuts its drain short.
+fn stop_signals() -> impl futures::Stream<Item = ()> {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    futures::stream::unfold(term, |mut term| async move {
+        let sigterm = async {
+            match term.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = sigterm => {}
         }
-    };
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+        Some(((), term))
+    })
 }

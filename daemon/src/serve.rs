@@ -1,12 +1,13 @@
 //! `serve`: prepares the backends, runs the three services and the workers,
-//! and stops them gracefully when the caller's shutdown future completes.
+//! and stops them gracefully on the caller's stop signals.
 
-use std::future::Future;
+use futures::{Stream, StreamExt};
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::trace::TraceLayer;
 use walletctl_core::Backends;
 
@@ -59,11 +61,24 @@ pub fn router(state: AppState, service: Service) -> Router {
             edge,
         ))
         .layer(DefaultBodyLimit::max(limits::BODY_LIMIT))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().on_failure(log_failure))
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::internal("a handler panicked"))
         }))
         .with_state(state)
+}
+
+/// Logs a failed response. A 503 is a state the answer itself states (not
+/// ready, stopping, a backend down), logged at `warn` where it arises;
+/// polled by a load balancer, it would otherwise be an error line per probe.
+fn log_failure(class: ServerErrorsFailureClass, latency: Duration, _span: &tracing::Span) {
+    let latency_ms = latency.as_millis() as u64;
+    match class {
+        ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {
+            tracing::debug!(latency_ms, "answered 503");
+        }
+        other => tracing::error!(classification = %other, latency_ms, "response failed"),
+    }
 }
 
 /// What `serve` prepared: secrets it needs beyond the configuration.
@@ -217,13 +232,14 @@ fn write_secret(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
     f.write_all(b"\n")
 }
 
-/// Runs the services on the given listeners until `shutdown` completes, then
-/// stops accepting, lets in-flight requests finish, stops the relay and
-/// closes the pools.
+/// Runs the services on the given listeners until the first of `stop_signals`
+/// (or its end), then says `stopping` on `/readyz` for `listen.drain_ms` (a
+/// second signal cuts that short), stops accepting, lets in-flight requests
+/// finish, stops the relay and closes the pools.
 pub async fn serve(
     backends: Backends,
     listeners: Listeners,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    stop_signals: impl Stream<Item = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     crate::http::telemetry::metrics_handle();
     let prepared = prepare(&backends).await?;
@@ -327,16 +343,23 @@ pub async fn serve(
         Duration::from_millis(backends.config.listen.drain_ms),
     );
     tokio::spawn(async move {
-        shutdown.await;
+        let mut signals = std::pin::pin!(stop_signals);
+        signals.next().await;
         // Out of the load balancer first: `/readyz` says so at once, and
-        // everything keeps answering for `listen.drain_ms`.
+        // everything keeps answering for `listen.drain_ms`, or until a
+        // second signal (an operator who does not want to wait).
         readiness.stopping();
         if !drain.is_zero() {
             tracing::info!(
                 drain_ms = drain.as_millis() as u64,
-                "stopping: /readyz answers 503 while requests drain"
+                "stopping: /readyz answers 503 while requests drain (signal again to skip)"
             );
-            tokio::time::sleep(drain).await;
+            tokio::select! {
+                () = tokio::time::sleep(drain) => {}
+                Some(()) = signals.next() => {
+                    tracing::info!("a second stop signal: the drain is cut short");
+                }
+            }
         }
         tracing::info!("shutting down: stopping the workers, then finishing in-flight requests");
         stop_on_signal.cancel();

@@ -178,3 +178,38 @@ conformance!(
         again.stop().await;
     }
 );
+
+// An operator who does not want to wait: a second stop signal ends the
+// drain at once, and serve stops (gracefully) without waiting out
+// `listen.drain_ms`, here an hour.
+conformance!(a_second_stop_signal_cuts_the_drain_short, |env| {
+    let mut env = env;
+    env.config.listen.drain_ms = 3_600_000;
+    let mut app = env.spawn().await;
+    let u = user();
+    app.wallet_with(&u, "SOUTH_EAST", 500).await;
+    app.signal_stop();
+    let mut status = 0;
+    for _ in 0..200 {
+        status = app
+            .send(app.http.get(format!("{}/readyz", app.wallet)))
+            .await
+            .0;
+        if status == 503 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(status, 503, "the first signal starts the drain");
+    assert_eq!(app.balance(&u).await, 500, "still answering while draining");
+    app.signal_stop();
+    let wallet = app.wallet.clone();
+    // Generous: without the second signal this would wait an hour.
+    tokio::time::timeout(std::time::Duration::from_secs(120), app.stopped())
+        .await
+        .expect("the second signal ended the drain and serve stopped");
+    assert!(
+        reqwest::get(format!("{wallet}/healthz")).await.is_err(),
+        "the listener is closed"
+    );
+});

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::mpsc;
 use walletctl_core::{Backends, Config};
 use walletctl_daemon::Listeners;
 
@@ -224,8 +224,23 @@ pub struct App {
     pub token: String,
     /// A client.
     pub http: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
+    stop: Option<mpsc::UnboundedSender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// A sender of stop signals, as SIGTERM would give, and the stream `serve`
+/// reads them from (it ends when the sender is dropped).
+fn stop_signals() -> (
+    mpsc::UnboundedSender<()>,
+    impl futures::Stream<Item = ()> + Send + 'static,
+) {
+    let (tx, rx) = mpsc::unbounded_channel::<()>();
+    let signals =
+        futures::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|()| ((), rx)) },
+        );
+    (tx, signals)
 }
 
 async fn listener() -> (TcpListener, SocketAddr) {
@@ -240,7 +255,7 @@ impl App {
         let token_path = config.operator_token_path();
         let backends = Backends::open(config).await.expect("backends open");
         let ((w, wa), (a, aa), (d, da)) = (listener().await, listener().await, listener().await);
-        let (tx, rx) = oneshot::channel::<()>();
+        let (tx, signals) = stop_signals();
         let task = tokio::spawn(walletctl_daemon::serve(
             backends,
             Listeners {
@@ -248,9 +263,7 @@ impl App {
                 ads: Some(a),
                 display: Some(d),
             },
-            async {
-                let _ = rx.await;
-            },
+            signals,
         ));
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
@@ -294,16 +307,14 @@ impl App {
         config.display.management_url = Some(management.ads.clone());
         let backends = Backends::open(config).await.expect("backends open");
         let (d, da) = listener().await;
-        let (tx, rx) = oneshot::channel::<()>();
+        let (tx, signals) = stop_signals();
         let task = tokio::spawn(walletctl_daemon::serve(
             backends,
             Listeners {
                 display: Some(d),
                 ..Listeners::default()
             },
-            async {
-                let _ = rx.await;
-            },
+            signals,
         ));
         let display = format!("http://{da}");
         for _ in 0..300 {
@@ -408,8 +419,17 @@ impl App {
 
     /// Sends the stop signal without waiting for `serve` to end.
     pub fn signal_stop(&mut self) {
-        if let Some(tx) = self.stop.take() {
+        if let Some(tx) = &self.stop {
             let _ = tx.send(());
+        }
+    }
+
+    /// Waits for `serve` to end, sending nothing (after [`App::signal_stop`]).
+    pub async fn stopped(mut self) {
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("serve task")
+                .expect("serve stopped cleanly");
         }
     }
 
