@@ -70,22 +70,26 @@ pub async fn run(g: &GlobalOpts, opts: Opts) -> anyhow::Result<()> {
 }
 
 /// One item per SIGINT (Ctrl-C) or SIGTERM: the first starts a graceful
-/// stop, a second cuts its drain short.
-fn stop_signals() -> impl futures::Stream<Item = ()> {
-    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    futures::stream::unfold(term, |mut term| async move {
-        let sigterm = async {
-            match term.as_mut() {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            () = sigterm => {}
+/// stop, a second cuts its drain short. Installed once the backends are
+/// open, so a signal that arrives while serve prepares is kept for it.
+fn stop_signals() -> futures::stream::BoxStream<'static, ()> {
+    use futures::StreamExt;
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut interrupt, mut terminate) = match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(i), Ok(t)) => (i, t),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "cannot listen for SIGINT/SIGTERM; stop serve with SIGKILL");
+            return futures::stream::pending().boxed();
         }
-        Some(((), term))
-    })
+    };
+    futures::stream::poll_fn(
+        move |cx| match (interrupt.poll_recv(cx), terminate.poll_recv(cx)) {
+            (std::task::Poll::Pending, std::task::Poll::Pending) => std::task::Poll::Pending,
+            _ => std::task::Poll::Ready(Some(())),
+        },
+    )
+    .boxed()
 }
