@@ -1,7 +1,7 @@
 //! Graceful shutdown: requests in flight when the signal comes are finished
 //! and answered; nothing is applied that was not acknowledged.
 
-use harness::conformance;
+use harness::{App, conformance};
 
 use super::{amount, key, user};
 
@@ -112,6 +112,21 @@ conformance!(shutdown_answers_a_request_it_is_still_reading, |env| {
     again.stop().await;
 });
 
+/// `base`'s `/readyz` answer once it is a 503, or its last answer after about
+/// two seconds: the stop signal reaches serve's stop task in a moment, not at
+/// once.
+async fn readyz_once_stopping(app: &App, base: &str) -> (u16, serde_json::Value) {
+    let mut answer = (0, serde_json::Value::Null);
+    for _ in 0..200 {
+        answer = app.send(app.http.get(format!("{base}/readyz"))).await;
+        if answer.0 == 503 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    answer
+}
+
 // On the stop signal `/readyz` answers `503 stopping` at once, so a load
 // balancer takes the instance out, while the API still answers for
 // `listen.drain_ms`; then serve stops. (The drain is long so that the
@@ -130,16 +145,7 @@ conformance!(
         assert_eq!((s, b["status"].as_str()), (200, Some("ready")), "{b}");
         app.signal_stop();
         for base in [app.wallet.clone(), app.ads.clone(), app.display.clone()] {
-            let mut answer = (0, serde_json::Value::Null);
-            // The signal reaches serve's stop task in a moment, not at once.
-            for _ in 0..200 {
-                answer = app.send(app.http.get(format!("{base}/readyz"))).await;
-                if answer.0 == 503 {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
-            let (s, b) = answer;
+            let (s, b) = readyz_once_stopping(&app, &base).await;
             assert_eq!(
                 (s, b["status"].as_str()),
                 (503, Some("stopping")),
@@ -189,17 +195,7 @@ conformance!(a_second_stop_signal_cuts_the_drain_short, |env| {
     let u = user();
     app.wallet_with(&u, "SOUTH_EAST", 500).await;
     app.signal_stop();
-    let mut status = 0;
-    for _ in 0..200 {
-        status = app
-            .send(app.http.get(format!("{}/readyz", app.wallet)))
-            .await
-            .0;
-        if status == 503 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    let (status, _) = readyz_once_stopping(&app, &app.wallet).await;
     assert_eq!(status, 503, "the first signal starts the drain");
     assert_eq!(app.balance(&u).await, 500, "still answering while draining");
     app.signal_stop();
