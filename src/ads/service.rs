@@ -5,10 +5,21 @@
 //! (read strongly from the wallet service), and an ended campaign stays
 //! ended. Every change is a read-modify-write guarded by the version, so
 //! two writers never lose each other's change.
+//!
+//! Here: creating, reading and a person's changes. Changes that follow the
+//! wallet are in `balances`, those that follow the budget in `budget`, and
+//! the cache sync in `sync`.
 
 use std::sync::Arc;
 
 use std::sync::atomic::{AtomicBool, Ordering};
+
+mod balances;
+mod budget;
+mod sync;
+
+pub use balances::BalanceOutcome;
+pub use sync::SyncReport;
 
 use super::assets::Asset;
 use super::cache::{CacheError, CampaignCache};
@@ -131,32 +142,6 @@ pub struct AdsService {
     cache_dirty: Arc<AtomicBool>,
     balance_ttl_secs: u64,
     stripes: Arc<Vec<tokio::sync::Mutex<()>>>,
-}
-
-/// What a cache sync found (and, unless a dry run, repaired).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct SyncReport {
-    /// Campaigns read from the store.
-    pub checked: u64,
-    /// Active campaigns missing from the cache.
-    pub missing: u64,
-    /// Cached campaigns whose cached state is not the store's.
-    pub stale: u64,
-    /// Cached campaigns that are not active in the store.
-    pub orphaned: u64,
-    /// The differences, one line each (at most 1,000).
-    pub differences: Vec<String>,
-    /// Whether the cache was left unchanged (`--dry-run`).
-    pub dry_run: bool,
-}
-
-/// What applying a wallet balance came to.
-#[derive(Debug, Clone, PartialEq)]
-pub enum BalanceOutcome {
-    /// A newer (or the same) wallet version was applied before: nothing done.
-    Stale,
-    /// Applied; these campaigns paused or resumed (or had their event re-published).
-    Applied(Vec<Campaign>),
 }
 
 impl AdsService {
@@ -307,105 +292,6 @@ impl AdsService {
             .collect())
     }
 
-    /// Compares the cache with the store and, unless `dry_run`, makes it
-    /// match: every active campaign cached at its store version, nothing
-    /// else cached. `progress` is called with the campaigns checked so far.
-    /// A full rebuild clears the dirty mark.
-    pub async fn sync(
-        &self,
-        dry_run: bool,
-        progress: &(dyn Fn(u64) + Sync),
-    ) -> Result<SyncReport, AdsError> {
-        let cache = |e: CacheError| AdsError::Cache(e);
-        let mut report = SyncReport {
-            dry_run,
-            ..SyncReport::default()
-        };
-        let note = |report: &mut SyncReport, line: String| {
-            if report.differences.len() < 1_000 {
-                report.differences.push(line);
-            }
-        };
-        let mut active = std::collections::HashSet::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.store.page(after.as_deref(), 500).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.campaign_id.clone());
-            for c in &page {
-                report.checked += 1;
-                let cached = self.cache.get(&c.campaign_id).await.map_err(cache)?;
-                if c.status == Status::Active {
-                    active.insert(c.campaign_id.clone());
-                    match &cached {
-                        None => {
-                            report.missing += 1;
-                            note(
-                                &mut report,
-                                format!(
-                                    "{}: active (v{}) but not cached",
-                                    c.campaign_id, c.version
-                                ),
-                            );
-                        }
-                        Some(x) if x != c => {
-                            report.stale += 1;
-                            note(
-                                &mut report,
-                                format!(
-                                    "{}: cached v{}, store v{}",
-                                    c.campaign_id, x.version, c.version
-                                ),
-                            );
-                        }
-                        Some(_) => {}
-                    }
-                } else if let Some(x) = &cached {
-                    report.orphaned += 1;
-                    note(
-                        &mut report,
-                        format!(
-                            "{}: cached as active (v{}) but {} (v{}) in the store",
-                            c.campaign_id,
-                            x.version,
-                            c.status.as_str(),
-                            c.version
-                        ),
-                    );
-                }
-                if !dry_run {
-                    self.cache.put(c, true).await.map_err(cache)?;
-                }
-            }
-            progress(report.checked);
-        }
-        for id in self.cache.pool().await.map_err(cache)? {
-            if active.contains(&id) {
-                continue;
-            }
-            let cached = self.cache.get(&id).await.map_err(cache)?;
-            let known = self
-                .store
-                .get(&CampaignId::parse(&id).map_err(AdsError::Invalid)?)
-                .await?;
-            if known.is_none() {
-                report.orphaned += 1;
-                note(&mut report, format!("{id}: cached but not in the store"));
-            }
-            if !dry_run {
-                let user = cached
-                    .map(|c| c.user_id)
-                    .or(known.map(|c| c.user_id))
-                    .unwrap_or_default();
-                self.cache.evict(&id, &user).await.map_err(cache)?;
-            }
-        }
-        if !dry_run {
-            self.cache_dirty.store(false, Ordering::Release);
-        }
-        Ok(report)
-    }
-
     /// Applies a person's change; returns the campaign after it. A pause or
     /// resume is published (`campaign_paused` / `campaign_resumed`).
     pub async fn update(&self, id: &CampaignId, update: Update) -> Result<Campaign, AdsError> {
@@ -471,184 +357,6 @@ impl AdsService {
         Ok(())
     }
 
-    /// Applies an advertiser's balance from `balance_updated` version
-    /// `wallet_version`:
-    ///
-    /// - an active campaign whose smallest charge the balance cannot pay
-    ///   pauses with reason `wallet_empty`, unless a strong read shows the
-    ///   wallet has since been refilled (the event trailed the wallet);
-    /// - a campaign paused for `wallet_empty` that it can pay again resumes,
-    ///   once a strong read through the wallet service confirms the funds;
-    /// - a person's pause, a spent budget or an end are left alone;
-    /// - each change is published, then the version is recorded.
-    ///
-    /// A version at or below one recorded before changes nothing (events of
-    /// one user may come twice or out of order). If the process dies after a
-    /// change and before the version is recorded, the redelivered event
-    /// finds the campaign already changed by this version and publishes its
-    /// event again (consumers drop the duplicate by `event_id`).
-    pub async fn on_balance(
-        &self,
-        user: &UserId,
-        balance: i64,
-        wallet_version: i64,
-    ) -> Result<BalanceOutcome, AdsError> {
-        if self
-            .store
-            .wallet_version(user)
-            .await?
-            .is_some_and(|v| v >= wallet_version)
-        {
-            return Ok(BalanceOutcome::Stale);
-        }
-        let mut touched = Vec::new();
-        for c in self.store.list(user, false).await? {
-            let id = CampaignId::parse(&c.campaign_id).map_err(AdsError::Invalid)?;
-            let can_pay = balance >= c.min_charge();
-            let wallet_paused =
-                c.status == Status::Paused && c.status_reason == Some(StatusReason::WalletEmpty);
-            let by_this_event = c.status_wallet_version == Some(wallet_version);
-            // An event can trail the wallet (a creation event, balance 0, seen
-            // after the first top-up): confirm with a strong read before
-            // pausing. If the wallet service cannot answer, pause anyway:
-            // stopping spend when unsure is the safe side.
-            let confirmed_can_pay = if c.status == Status::Active && !can_pay {
-                match self.balances.balance(user).await {
-                    Ok(b) => b.is_some_and(|b| b >= c.min_charge()),
-                    Err(e) => {
-                        tracing::warn!(campaign = %id, user = %user, error = %e,
-                            "could not confirm the balance; pausing the campaign to be safe");
-                        false
-                    }
-                }
-            } else {
-                false
-            };
-            let campaign = if c.status == Status::Active && !can_pay && !confirmed_can_pay {
-                let (c, changed) = self
-                    .modify(&id, |c| async move {
-                        Ok(
-                            (c.status == Status::Active && balance < c.min_charge()).then(|| {
-                                Campaign {
-                                    status: Status::Paused,
-                                    status_reason: Some(StatusReason::WalletEmpty),
-                                    status_wallet_version: Some(wallet_version),
-                                    version: c.version + 1,
-                                    ..c
-                                }
-                            }),
-                        )
-                    })
-                    .await?;
-                changed.then_some(c)
-            } else if wallet_paused && can_pay && !by_this_event {
-                let confirmed = self
-                    .balances
-                    .balance(user)
-                    .await
-                    .map_err(AdsError::Wallet)?;
-                if confirmed.is_none_or(|b| b < c.min_charge()) {
-                    None // the event ran ahead of what a strong read shows: a later event will resume it
-                } else {
-                    let (c, changed) = self
-                        .modify(&id, |c| async move {
-                            Ok((c.status == Status::Paused
-                                && c.status_reason == Some(StatusReason::WalletEmpty))
-                            .then(|| Campaign {
-                                status: Status::Active,
-                                status_reason: None,
-                                status_wallet_version: Some(wallet_version),
-                                version: c.version + 1,
-                                ..c
-                            }))
-                        })
-                        .await?;
-                    changed.then_some(c)
-                }
-            } else if by_this_event {
-                Some(c) // changed by this very event before a crash: publish again
-            } else {
-                None
-            };
-            if let Some(c) = campaign {
-                self.publish(&c).await.map_err(AdsError::Events)?;
-                touched.push(c);
-            }
-        }
-        self.store
-            .record_wallet_version(user, wallet_version)
-            .await?;
-        if let Err(e) = self
-            .cache
-            .put_balance(user, balance, wallet_version, self.balance_ttl_secs)
-            .await
-        {
-            tracing::debug!(error = %e, "balance not cached");
-        }
-        Ok(BalanceOutcome::Applied(touched))
-    }
-
-    /// Every campaign ad display may serve: active, and (when the cache
-    /// knows the advertiser's balance) payable. From the cache when it is
-    /// trustworthy, else from the store.
-    pub async fn serving_pool(&self) -> Result<Vec<Campaign>, AdsError> {
-        let mut pool = Vec::new();
-        let mut from_cache = false;
-        if !self.cache_dirty() {
-            match self.cache.pool().await {
-                Ok(ids) => {
-                    from_cache = true;
-                    for id in ids {
-                        match self.cache.get(&id).await {
-                            Ok(Some(c)) => pool.push(c),
-                            Ok(None) => {}
-                            Err(_) => {
-                                from_cache = false;
-                                break;
-                            }
-                        }
-                    }
-                }
-                Err(e) => {
-                    self.cache_dirty.store(true, Ordering::Release);
-                    tracing::warn!(error = %e, "campaign cache unreadable; reading the pool from the store");
-                }
-            }
-        }
-        if !from_cache {
-            pool.clear();
-            let mut after: Option<String> = None;
-            loop {
-                let page = self.store.page(after.as_deref(), 500).await?;
-                let Some(last) = page.last() else { break };
-                after = Some(last.campaign_id.clone());
-                pool.extend(page.into_iter().filter(|c| c.status == Status::Active));
-            }
-        }
-        let mut balances = std::collections::HashMap::new();
-        let mut out = Vec::with_capacity(pool.len());
-        for c in pool {
-            if c.status != Status::Active {
-                continue;
-            }
-            let balance = match balances.get(&c.user_id) {
-                Some(b) => *b,
-                None => {
-                    let b = match UserId::parse(&c.user_id) {
-                        Ok(u) => self.cache.balance(&u).await.ok().flatten(),
-                        Err(_) => None,
-                    };
-                    balances.insert(c.user_id.clone(), b);
-                    b
-                }
-            };
-            if balance.is_none_or(|b| b >= c.min_charge()) {
-                out.push(c);
-            }
-        }
-        Ok(out)
-    }
-
     /// Stores an uploaded asset and makes it the campaign's creative image.
     pub async fn upload_asset(&self, id: &CampaignId, asset: &Asset) -> Result<Campaign, AdsError> {
         self.get(id).await?; // a campaign that does not exist gets no asset
@@ -670,122 +378,6 @@ impl AdsService {
                         }),
                     )
                 }
-            })
-            .await?;
-        Ok(c)
-    }
-
-    /// Pauses a campaign whose budget billing found spent (reason
-    /// `budget_exhausted`) and publishes it; a campaign already stopped for
-    /// another reason is left as it is. Safe to repeat.
-    pub async fn exhaust_budget(&self, id: &CampaignId) -> Result<Campaign, AdsError> {
-        let (c, _) = self
-            .modify(id, |c| async move {
-                Ok((c.status == Status::Active).then(|| Campaign {
-                    status: Status::Paused,
-                    status_reason: Some(StatusReason::BudgetExhausted),
-                    status_wallet_version: None,
-                    version: c.version + 1,
-                    ..c
-                }))
-            })
-            .await?;
-        if c.status_reason == Some(StatusReason::BudgetExhausted) {
-            self.publish(&c).await.map_err(AdsError::Events)?;
-        }
-        Ok(c)
-    }
-
-    /// Brings a campaign's automatic status in line with its advertiser's
-    /// balance `balance` (read strongly by the caller; `None`: no wallet): an
-    /// active campaign the wallet cannot pay pauses with `wallet_empty`, one
-    /// paused with `wallet_empty` that it can pay resumes. Published like the
-    /// wallet-event flow's changes. `None` when nothing changed.
-    pub async fn settle_wallet(
-        &self,
-        id: &CampaignId,
-        balance: Option<i64>,
-    ) -> Result<Option<Campaign>, AdsError> {
-        let (c, changed) = self
-            .modify(id, |c| async move {
-                let can_pay = balance.is_some_and(|b| b >= c.min_charge());
-                let wallet_paused = c.status == Status::Paused
-                    && c.status_reason == Some(StatusReason::WalletEmpty);
-                Ok(if c.status == Status::Active && !can_pay {
-                    Some(Campaign {
-                        status: Status::Paused,
-                        status_reason: Some(StatusReason::WalletEmpty),
-                        version: c.version + 1,
-                        ..c
-                    })
-                } else if wallet_paused && can_pay {
-                    Some(Campaign {
-                        status: Status::Active,
-                        status_reason: None,
-                        version: c.version + 1,
-                        ..c
-                    })
-                } else {
-                    None
-                })
-            })
-            .await?;
-        if !changed {
-            return Ok(None);
-        }
-        self.publish(&c).await.map_err(AdsError::Events)?;
-        Ok(Some(c))
-    }
-
-    /// Resumes a campaign paused with `budget_exhausted` once its budget
-    /// can pay again (a new UTC day for a daily budget, or a raised budget;
-    /// the caller decides that from billing's counters). If its wallet
-    /// cannot pay, it stays paused, now with `wallet_empty`, and the wallet's
-    /// events resume it. Published. `None` when nothing changed.
-    pub async fn resume_budget(&self, id: &CampaignId) -> Result<Option<Campaign>, AdsError> {
-        let (c, changed) = self
-            .modify(id, |c| async move {
-                if !(c.status == Status::Paused
-                    && c.status_reason == Some(StatusReason::BudgetExhausted))
-                {
-                    return Ok(None);
-                }
-                let user = UserId::parse(&c.user_id).map_err(AdsError::Invalid)?;
-                let balance = self
-                    .balances
-                    .balance(&user)
-                    .await
-                    .map_err(AdsError::Wallet)?;
-                let can_pay = balance.is_some_and(|b| b >= c.min_charge());
-                Ok(Some(Campaign {
-                    status: if can_pay {
-                        Status::Active
-                    } else {
-                        Status::Paused
-                    },
-                    status_reason: (!can_pay).then_some(StatusReason::WalletEmpty),
-                    status_wallet_version: None,
-                    version: c.version + 1,
-                    ..c
-                }))
-            })
-            .await?;
-        if !changed {
-            return Ok(None);
-        }
-        self.publish(&c).await.map_err(AdsError::Events)?;
-        Ok(Some(c))
-    }
-
-    /// Records what billing has charged a campaign; never lowers it.
-    pub async fn record_spend(&self, id: &CampaignId, spent: i64) -> Result<Campaign, AdsError> {
-        let (c, _) = self
-            .modify(id, |c| async move {
-                Ok((spent > c.spent).then(|| Campaign {
-                    spent,
-                    version: c.version + 1,
-                    ..c
-                }))
             })
             .await?;
         Ok(c)
