@@ -4,7 +4,8 @@
 //! `… WHERE key = ANY($1)` for all of them. This is group commit for reads:
 //! PostgreSQL parses, plans and answers one statement instead of dozens, and
 //! each read still starts after its request arrived and is answered from
-//! the database, never from a cache. A lone read waits for nobody.
+//! the database, never from a cache. A lone read waits for no timer, only
+//! for the tasks already runnable (see `wallet::store::reads`).
 //!
 //! This module holds only the queue: who waits in which lane, and who leads.
 //! The caller (the wallet store) runs the query.

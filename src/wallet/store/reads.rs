@@ -14,7 +14,7 @@ use super::WALLET_COLUMNS;
 use crate::platform::sql::lanes::{LaneKey, Waiter};
 use crate::platform::sql::{ReadConsistency, Store, StoreError, Target, WalletRow};
 
-/// How many times a lane's leader yields to the runtime between queries.
+/// How many times a lane's leader yields to the runtime before each query.
 const GATHER_YIELDS: usize = 4;
 
 /// Reads `user`'s wallet row from the first of `targets` that answers.
@@ -58,19 +58,19 @@ async fn lead(store: &Store, lane: LaneKey, targets: Vec<Target>) {
     // where `= ANY($1)` with one element is planned again each time.
     let one = format!("SELECT {WALLET_COLUMNS} FROM wallets WHERE user_id = $1");
     let many = format!("SELECT {WALLET_COLUMNS} FROM wallets WHERE user_id = ANY($1)");
-    let mut first = true;
     loop {
-        if !first {
-            // Before the next query, let the tasks already woken run: the
-            // requests that arrived meanwhile join this lane and ride along
-            // (measured: 1.7 reads per query without, 3.3 with; more yields
-            // gathered no more). No timer: a lane nobody else joins goes on
-            // at once, and the first query of a lane waits for nothing.
-            for _ in 0..GATHER_YIELDS {
-                tokio::task::yield_now().await;
-            }
+        // Before each query, let the tasks already woken run: the requests
+        // that arrived meanwhile join this lane and ride along (measured
+        // between queries: 1.7 reads per query without, 3.3 with; more
+        // yields gathered no more). The first query of a lane gathers too:
+        // without it, a lane that went idle restarted with a query for one
+        // read, over a quarter of all queries (4.9 reads per query on
+        // average, 6.0 with; PostgreSQL 14.4 → 13.1 µs of CPU per read).
+        // No timer: a read nobody else joins waits only for the tasks
+        // already runnable, microseconds.
+        for _ in 0..GATHER_YIELDS {
+            tokio::task::yield_now().await;
         }
-        first = false;
         let batch = store.inner.wallet_reads.take(&lane);
         if batch.is_empty() {
             return;
