@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
+use std::sync::LazyLock;
 
 use futures::FutureExt;
 use tokio::sync::oneshot;
@@ -16,6 +17,14 @@ use crate::platform::sql::{ReadConsistency, Store, StoreError, Target, WalletRow
 
 /// How many times a lane's leader yields to the runtime before each query.
 const GATHER_YIELDS: usize = 4;
+
+// One key asks with `=`: its prepared statement keeps a generic plan, where
+// `= ANY($1)` with one element is planned again each time. Built once, not
+// on every lane a read starts.
+static ONE: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {WALLET_COLUMNS} FROM wallets WHERE user_id = $1"));
+static MANY: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {WALLET_COLUMNS} FROM wallets WHERE user_id = ANY($1)"));
 
 /// Reads `user`'s wallet row from the first of `targets` that answers.
 pub(super) async fn read(
@@ -54,10 +63,6 @@ pub(super) async fn read(
 
 /// Answers the lane's waiting reads, a query at a time, until none wait.
 async fn lead(store: &Store, lane: LaneKey, targets: Vec<Target>) {
-    // One key asks with `=`: its prepared statement keeps a generic plan,
-    // where `= ANY($1)` with one element is planned again each time.
-    let one = format!("SELECT {WALLET_COLUMNS} FROM wallets WHERE user_id = $1");
-    let many = format!("SELECT {WALLET_COLUMNS} FROM wallets WHERE user_id = ANY($1)");
     loop {
         // Before each query, let the tasks already woken run: the requests
         // that arrived meanwhile join this lane and ride along (measured
@@ -82,16 +87,15 @@ async fn lead(store: &Store, lane: LaneKey, targets: Vec<Target>) {
         let live = store.inner.replicas.live(&targets);
         let query = store.inner.replicas.read(live, |conn, prepare| {
             let users = users.clone();
-            let (one, many) = (one.clone(), many.clone());
             Box::pin(async move {
                 if let [user] = users.as_slice() {
-                    sqlx::query_as::<_, WalletRow>(&one)
+                    sqlx::query_as::<_, WalletRow>(ONE.as_str())
                         .persistent(prepare)
                         .bind(user)
                         .fetch_all(conn)
                         .await
                 } else {
-                    sqlx::query_as::<_, WalletRow>(&many)
+                    sqlx::query_as::<_, WalletRow>(MANY.as_str())
                         .persistent(prepare)
                         .bind(users)
                         .fetch_all(conn)
