@@ -5,13 +5,18 @@ use std::time::Duration;
 
 use crate::ads::cache::{CampaignCache, MemoryCampaignCache, RedisCampaignCache};
 use crate::ads::store::{CampaignStore, EmbeddedCampaigns, MongoCampaigns};
+use crate::billing::BillingStore;
 use crate::config::Config;
+use crate::events::outbox::Outbox;
 use crate::events::{EmbeddedLog, EventLog, KafkaLog};
 use crate::lock::{MemoryLocks, RedisLocks, UserLocks};
+use crate::ops::shards::ShardStore;
+use crate::platform::audit::AuditStore;
+use crate::platform::auth::TokenStore;
 use crate::platform::mongo::MongoHandle;
 use crate::platform::redis::RedisHandle;
-use crate::platform::sql::{Dialect, Store};
-use crate::wallet::{Limits, WalletService};
+use crate::platform::sql::{Db, Dialect};
+use crate::wallet::{Limits, WalletService, WalletStore};
 use anyhow::Context;
 
 /// How long one backend may take to answer a readiness probe.
@@ -22,8 +27,20 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct Backends {
     /// The configuration they were opened with.
     pub config: Arc<Config>,
-    /// The wallet store.
-    pub store: Store,
+    /// The SQL pools every area's store runs on.
+    pub db: Db,
+    /// The wallet's store (wallets, ledger, keys).
+    pub wallets: WalletStore,
+    /// Billing's store (counters, event records; charges through `wallets`).
+    pub billing: BillingStore,
+    /// API tokens.
+    pub tokens: TokenStore,
+    /// The audit trail.
+    pub audit: AuditStore,
+    /// The shard map (region → replicas) and replica status.
+    pub shards: ShardStore,
+    /// The transactional outbox and its relay lease.
+    pub outbox: Outbox,
     /// The event log.
     pub events: Arc<dyn EventLog>,
     /// Per-user locks.
@@ -65,7 +82,8 @@ impl Backends {
     /// Opens everything; network connections are made lazily.
     pub async fn open(config: Config) -> anyhow::Result<Backends> {
         let config = Arc::new(config);
-        let store = Store::open(&config).context("opening the wallet store")?;
+        let db = Db::open(&config).context("opening the SQL store")?;
+        let wallets = WalletStore::new(db.clone());
         let events: Arc<dyn EventLog> = match &config.kafka {
             Some(k) => Arc::new(KafkaLog::new(k).context("configuring Kafka")?),
             None => {
@@ -116,7 +134,13 @@ impl Backends {
             campaigns,
             campaign_cache,
             config,
-            store,
+            billing: BillingStore::new(wallets.clone()),
+            tokens: TokenStore::new(db.clone()),
+            audit: AuditStore::new(db.clone()),
+            shards: ShardStore::new(db.clone()),
+            outbox: Outbox::new(db.clone()),
+            wallets,
+            db,
             events,
             locks,
             redis,
@@ -128,7 +152,7 @@ impl Backends {
     pub fn wallet_service(&self) -> WalletService {
         let w = &self.config.wallet;
         WalletService::new(
-            self.store.clone(),
+            self.wallets.clone(),
             self.locks.clone(),
             Limits {
                 max_queue: w.max_queue_per_user,
@@ -142,18 +166,18 @@ impl Backends {
     /// Probes the store: the primary and each replica (replicas are optional:
     /// reads fall back to the primary), concurrently.
     pub async fn probe_store(&self) -> Vec<Probe> {
-        let primary_name = match self.store.dialect() {
+        let primary_name = match self.db.dialect() {
             Dialect::Postgres => "postgres_primary",
             Dialect::Sqlite => "embedded_store",
         };
         let primary = probe(primary_name, Need::Required, async {
-            self.store.ping_primary().await.map_err(|e| e.to_string())
+            self.db.ping_primary().await.map_err(|e| e.to_string())
         });
-        let replicas = tokio::time::timeout(PROBE_TIMEOUT, self.store.ping_replicas());
+        let replicas = tokio::time::timeout(PROBE_TIMEOUT, self.db.ping_replicas());
         let (primary, replicas) = tokio::join!(primary, replicas);
         let mut out = vec![primary];
         let replicas = replicas.unwrap_or_else(|_| {
-            self.store
+            self.db
                 .replica_names()
                 .into_iter()
                 .map(|n| (n, Err(format!("no answer within {PROBE_TIMEOUT:?}"))))

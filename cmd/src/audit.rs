@@ -2,7 +2,8 @@
 
 use clap::Args;
 use tabled::Tabled;
-use walletctl_core::platform::sql::Store;
+use walletctl_core::platform::audit::AuditStore;
+use walletctl_core::platform::sql::Db;
 
 use crate::GlobalOpts;
 use crate::output::{OutputOpts, print};
@@ -33,11 +34,11 @@ struct Row {
 /// Runs `audit`.
 pub async fn run(g: &GlobalOpts, opts: Opts) -> anyhow::Result<()> {
     let config = g.load_config()?;
-    let store = Store::open(&config)?;
-    let entries = store
+    let db = Db::open(&config)?;
+    let entries = AuditStore::new(db.clone())
         .audit_entries(opts.target.as_deref(), opts.limit)
         .await;
-    store.close().await;
+    db.close().await;
     let entries = entries?;
     let rows = entries.iter().map(|e| Row {
         id: e.id,

@@ -321,7 +321,7 @@ pub async fn display(
 async fn billed(backends: &Backends, ids: &[String]) -> anyhow::Result<u64> {
     let mut n = 0;
     for id in ids {
-        if let Some(b) = backends.store.campaign_billing(id).await? {
+        if let Some(b) = backends.billing.campaign_billing(id).await? {
             n += (b.impressions + b.clicks + b.unbilled) as u64;
         }
     }

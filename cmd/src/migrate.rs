@@ -8,7 +8,7 @@ use tabled::Tabled;
 use walletctl_core::Config;
 use walletctl_core::ads::store::{CampaignStore, EmbeddedCampaigns, MongoCampaigns};
 use walletctl_core::platform::mongo::MongoHandle;
-use walletctl_core::platform::sql::Store;
+use walletctl_core::platform::sql::Db;
 
 use crate::GlobalOpts;
 use crate::output::{OutputOpts, print};
@@ -56,8 +56,8 @@ async fn open_campaigns(config: &Config) -> anyhow::Result<Arc<dyn CampaignStore
 /// Runs `migrate`.
 pub async fn run(g: &GlobalOpts, opts: Opts) -> anyhow::Result<()> {
     let config = g.load_config()?;
-    let store = Store::open(&config)?;
-    let status = |store: &Store| {
+    let store = Db::open(&config)?;
+    let status = |store: &Db| {
         let store = store.clone();
         async move {
             Ok::<_, anyhow::Error>(

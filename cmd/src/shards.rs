@@ -4,7 +4,9 @@ use clap::Subcommand;
 use serde::Serialize;
 use tabled::Tabled;
 use walletctl_core::domain::Region;
-use walletctl_core::platform::sql::Store;
+use walletctl_core::ops::shards::ShardStore;
+use walletctl_core::platform::sql::Db;
+use walletctl_core::wallet::WalletStore;
 
 use crate::output::{OutputOpts, print};
 use crate::{GlobalOpts, UsageError};
@@ -76,7 +78,8 @@ pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
     if config.postgres.is_none() {
         return Err(UsageError("shards need the distributed store: configure [postgres] (the embedded store has no replicas)".into()).into());
     }
-    let store = Store::open(&config)?;
+    let db = Db::open(&config)?;
+    let store = ShardStore::new(db.clone());
     let result = async {
         match cmd {
             Cmd::List(out) => {
@@ -105,7 +108,7 @@ pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
                         regions: r.regions.join(","),
                     })
                     .collect();
-                let regions: Vec<RegionRow> = store
+                let regions: Vec<RegionRow> = WalletStore::new(db.clone())
                     .users_per_region()
                     .await?
                     .into_iter()
@@ -160,6 +163,6 @@ pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
         }
     }
     .await;
-    store.close().await;
+    db.close().await;
     result
 }

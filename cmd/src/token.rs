@@ -2,7 +2,8 @@
 
 use clap::Subcommand;
 use walletctl_core::platform::auth::Scopes;
-use walletctl_core::platform::sql::Store;
+use walletctl_core::platform::auth::TokenStore;
+use walletctl_core::platform::sql::Db;
 
 use crate::output::{Format, OutputOpts};
 use crate::{GlobalOpts, UsageError};
@@ -41,8 +42,9 @@ pub enum Cmd {
 /// Runs a token command.
 pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
     let config = g.load_config()?;
-    let store = Store::open(&config)?;
-    store.migrate().await?;
+    let db = Db::open(&config)?;
+    db.migrate().await?;
+    let store = TokenStore::new(db.clone());
     let result = async {
         match cmd {
             Cmd::Create {
@@ -90,6 +92,6 @@ pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
         }
     }
     .await;
-    store.close().await;
+    db.close().await;
     result
 }

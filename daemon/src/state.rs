@@ -5,11 +5,11 @@ use std::sync::Arc;
 use walletctl_core::Backends;
 use walletctl_core::ads::AdsService;
 use walletctl_core::ads::wallet_client::Balances;
+use walletctl_core::display::DisplayService;
 use walletctl_core::wallet::WalletService;
 
-use crate::display::Display;
 use crate::http::auth::{AuthState, Authenticator};
-use crate::http::health::ReadinessCache;
+use crate::http::readiness::ReadinessCache;
 
 /// Shared state of the services. Cheap to clone: one reference count (every
 /// extractor of every request clones it; cloning each field was 3% of
@@ -36,13 +36,13 @@ pub struct Shared {
     pub auth: Authenticator,
     /// The last readiness answer of each service, kept briefly.
     pub readiness: ReadinessCache,
-    /// The ad display service's keys and candidates.
-    pub display: Display,
+    /// The ad display service.
+    pub display: DisplayService,
 }
 
 impl AppState {
     /// State over opened backends; `balances` is how ads reads the wallet.
-    pub fn new(backends: Backends, balances: Arc<dyn Balances>, display: Display) -> Self {
+    pub fn new(backends: Backends, balances: Arc<dyn Balances>, display: DisplayService) -> Self {
         AppState(Arc::new(Shared {
             wallet: backends.wallet_service(),
             ads: AdsService::new(
@@ -52,7 +52,7 @@ impl AppState {
                 backends.campaign_cache.clone(),
                 backends.config.ads.balance_ttl_secs,
             ),
-            auth: Authenticator::new(backends.store.clone()),
+            auth: Authenticator::new(backends.tokens.clone()),
             readiness: ReadinessCache::default(),
             display,
             backends,

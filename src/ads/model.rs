@@ -391,6 +391,36 @@ impl Campaign {
         }
     }
 
+    /// Whether a wallet holding `balance` can pay this campaign's smallest
+    /// charge: the one rule by which a campaign follows its advertiser's
+    /// wallet (the ads service, the serving pool and reconcile all ask it).
+    pub fn can_pay(&self, balance: i64) -> bool {
+        balance >= self.min_charge()
+    }
+
+    /// [`Campaign::can_pay`] for a wallet that may not exist (`None`: no
+    /// wallet, which pays nothing).
+    pub fn wallet_can_pay(&self, wallet: Option<i64>) -> bool {
+        wallet.is_some_and(|b| self.can_pay(b))
+    }
+
+    /// The status following the wallet gives this campaign, `None` if it
+    /// stays as it is: an active campaign the wallet cannot pay pauses with
+    /// `wallet_empty`; one paused with `wallet_empty` that it can pay
+    /// resumes. A person's pause, a spent budget or an end are left alone.
+    pub fn follow_wallet(&self, wallet: Option<i64>) -> Option<(Status, Option<StatusReason>)> {
+        let can_pay = self.wallet_can_pay(wallet);
+        match (self.status, self.status_reason) {
+            (Status::Active, _) if !can_pay => {
+                Some((Status::Paused, Some(StatusReason::WalletEmpty)))
+            }
+            (Status::Paused, Some(StatusReason::WalletEmpty)) if can_pay => {
+                Some((Status::Active, None))
+            }
+            _ => None,
+        }
+    }
+
     /// Whether the lifetime budget left can pay the next event whatever it costs.
     pub fn budget_can_pay(&self) -> bool {
         self.budget.lifetime - self.spent >= self.max_charge()

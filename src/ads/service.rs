@@ -211,7 +211,7 @@ impl AdsService {
             .balance(new.user())
             .await
             .map_err(AdsError::Wallet)?;
-        if balance.is_none_or(|b| b < campaign.min_charge()) {
+        if !campaign.wallet_can_pay(balance) {
             campaign.status = Status::Paused;
             campaign.status_reason = Some(StatusReason::WalletEmpty);
         }
@@ -221,7 +221,7 @@ impl AdsService {
                 // the insert would never resume it: read once more. Any later
                 // top-up's event finds the stored campaign.
                 let again = self.balances.balance(new.user()).await.ok().flatten();
-                if again.is_some_and(|b| b >= campaign.min_charge()) {
+                if campaign.wallet_can_pay(again) {
                     let (resumed, _) = self
                         .modify(new.id(), |c| async move {
                             Ok((c.status == Status::Paused
@@ -411,9 +411,11 @@ impl AdsService {
                     .balance(&UserId::parse(&c.user_id).map_err(AdsError::Invalid)?)
                     .await
                     .map_err(AdsError::Wallet)?;
-                let needed = c.min_charge();
-                if balance.is_none_or(|b| b < needed) {
-                    return Err(AdsError::WalletCannotPay { balance, needed });
+                if !c.wallet_can_pay(balance) {
+                    return Err(AdsError::WalletCannotPay {
+                        balance,
+                        needed: c.min_charge(),
+                    });
                 }
                 next.status = Status::Active;
                 next.status_reason = None;

@@ -74,11 +74,11 @@ impl Balances for HttpBalances {
 /// [`Balances`] read strongly from the wallet store itself: for the tools
 /// that run beside the stores (`reconcile`, `kafka replay`) rather than
 /// through the wallet service.
-pub struct StoreBalances(crate::platform::sql::Store);
+pub struct StoreBalances(crate::wallet::WalletStore);
 
 impl StoreBalances {
     /// Balances of `store`.
-    pub fn new(store: crate::platform::sql::Store) -> StoreBalances {
+    pub fn new(store: crate::wallet::WalletStore) -> StoreBalances {
         StoreBalances(store)
     }
 }
@@ -89,7 +89,7 @@ impl Balances for StoreBalances {
         use crate::platform::sql::{ReadConsistency, StoreError};
         match self.0.wallet(user, ReadConsistency::Strong).await {
             Ok(w) => Ok(Some(w.wallet.balance)),
-            Err(StoreError::WalletNotFound) => Ok(None),
+            Err(StoreError::NotFound("wallet")) => Ok(None),
             Err(e) => Err(BalanceError(e.to_string())),
         }
     }

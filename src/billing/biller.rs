@@ -1,4 +1,4 @@
-//! The biller: bills ad events in batches (`Store::bill_batch`) with the
+//! The biller: bills ad events in batches (`BillingStore::bill_batch`) with the
 //! campaigns' current terms, pauses campaigns whose budget is spent, and
 //! copies what was charged to the campaigns' `spent`. The billing worker
 //! and `walletctl kafka replay` both use it.
@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::BillingStore;
 use super::{BillStatus, Billed, Terms};
 use crate::ads::{AdsError, AdsService};
 use crate::display::AdEvent;
 use crate::domain::CampaignId;
-use crate::platform::sql::Store;
 
 /// How long a campaign's terms are reused between events.
 const TERMS_TTL: Duration = Duration::from_secs(1);
@@ -19,15 +19,15 @@ const TERMS_TTL: Duration = Duration::from_secs(1);
 /// Billing's own state: campaign terms read recently and spend to copy.
 #[derive(Clone)]
 pub struct Biller {
-    store: Store,
+    store: BillingStore,
     ads: AdsService,
     terms: moka::future::Cache<String, Option<(String, Terms)>>,
     spend: Arc<Mutex<HashMap<String, i64>>>,
 }
 
 impl Biller {
-    /// A biller over the wallet store and the ads service.
-    pub fn new(store: Store, ads: AdsService) -> Biller {
+    /// A biller over billing's store and the ads service.
+    pub fn new(store: BillingStore, ads: AdsService) -> Biller {
         Biller {
             store,
             ads,

@@ -1,109 +1,26 @@
-//! Charging ad events exactly once: a batch of events in one SQL
-//! transaction, one commit (see [`Store::bill_batch`] for the steps). The
-//! campaigns' counters rows are locked first, so one campaign's events are
-//! billed one at a time whatever the number of billing workers; an event
-//! seen before is answered from its record; the charges go through the
-//! wallet's own money path on the same connection, as `ad_charge` entries
-//! with idempotency keys `ad:{event_id}` of the `billing` caller.
+//! Billing's SQL: charging ad events exactly once, a batch of events in
+//! one SQL transaction and one commit (see [`BillingStore::bill_batch`]
+//! for the steps; what each event comes to is decided in `plan.rs`, with no
+//! I/O). The campaigns' counters rows are locked first, so one campaign's
+//! events are billed one at a time whatever the number of billing workers;
+//! an event seen before is answered from its record; the charges go through
+//! the wallet's own money path ([`MoneyConn`]) on the same connection, as
+//! `ad_charge` entries with idempotency keys `ad:{event_id}` of the
+//! `billing` caller.
 //!
 //! One commit covers the wallets, the ledger, the outbox and the billing
 //! rows: no crash can charge without recording or record without charging.
 
-use serde::Serialize;
+use std::collections::HashMap;
 
-use super::ACTOR;
-use super::rules::{self, Counters, Decision, Terms, UnbilledReason};
+use super::model::{BillStatus, Billed, CampaignBilling, EventRecord};
+use super::plan::{self, Priced};
+use super::rules::{Counters, Terms, UnbilledReason};
 use crate::display::AdEvent;
 use crate::domain::{IdempotencyKey, UserId};
 use crate::now_ms;
-use crate::platform::sql::{Store, StoreError, in_tx};
-use crate::wallet::rules as wallet_rules;
-use crate::wallet::{EntryKind, MoneyCommand, MoneyConn, Outcome};
-use std::collections::{BTreeMap, HashMap};
-
-/// Whether an event was charged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum BillStatus {
-    /// Charged (possibly 0, a fraction accrued).
-    Billed,
-    /// Not charged; see the reason.
-    Unbilled,
-}
-
-/// One ad event as billing recorded it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct EventRecord {
-    /// The event.
-    pub event_id: String,
-    /// The campaign.
-    pub campaign_id: String,
-    /// The advertiser.
-    pub user_id: String,
-    /// `impression` or `click`.
-    pub kind: String,
-    /// Billed or not.
-    pub status: BillStatus,
-    /// Minor units charged.
-    pub amount: i64,
-    /// Why not, when unbilled.
-    pub reason: Option<UnbilledReason>,
-    /// The `ad_charge` ledger entry, when something was charged.
-    pub entry_id: Option<i64>,
-    /// When the display service received it.
-    pub occurred_at_ms: i64,
-    /// When it was billed.
-    pub billed_at_ms: i64,
-}
-
-/// What billing one event came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Billed {
-    /// The event's record.
-    pub record: EventRecord,
-    /// Whether it was billed before (nothing changed now).
-    pub duplicate: bool,
-    /// The campaign's counters after it.
-    pub counters: Counters,
-    /// Whether a budget is now spent (or refused this event): the campaign
-    /// should pause with `budget_exhausted`.
-    pub budget_spent: bool,
-}
-
-/// A campaign's billing totals.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct CampaignBilling {
-    /// The campaign.
-    pub campaign_id: String,
-    /// Impressions billed.
-    pub impressions: i64,
-    /// Clicks billed.
-    pub clicks: i64,
-    /// Minor units charged.
-    pub spent: i64,
-    /// Accrued thousandths of a minor unit not yet charged.
-    pub remainder_milli: i64,
-    /// Events not billed.
-    pub unbilled: i64,
-    /// The UTC day (days since the epoch) `day_spent` counts.
-    pub day: i64,
-    /// Minor units charged on `day`.
-    pub day_spent: i64,
-}
-
-impl CampaignBilling {
-    /// Billing's counters, for the budget rules.
-    pub fn counters(&self) -> Counters {
-        Counters {
-            impressions: self.impressions,
-            clicks: self.clicks,
-            spent: self.spent,
-            remainder_milli: self.remainder_milli,
-            day: self.day,
-            day_spent: self.day_spent,
-        }
-    }
-}
+use crate::platform::sql::{Db, StoreError, in_tx};
+use crate::wallet::{MoneyCommand, MoneyConn, Outcome, WalletStore};
 
 const COUNTER_COLUMNS: &str = "impressions, clicks, spent, remainder_milli, day, day_spent";
 const EVENT_COLUMNS: &str = "event_id, campaign_id, user_id, kind, status, amount, reason, entry_id, occurred_at_ms, billed_at_ms";
@@ -160,11 +77,99 @@ fn placeholders(from: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// Billing's records held against the ledger ([`BillingStore::ledger_check`]);
+/// each list holds at most 100.
+#[derive(Debug, Default)]
+pub struct LedgerCheck {
+    /// Billed events with an amount.
+    pub events: i64,
+    /// `(event, amount)`: billed without a matching `ad_charge` entry.
+    pub without_entry: Vec<(String, i64)>,
+    /// `(entry, user)`: an `ad_charge` entry no billed event names.
+    pub entries_without_event: Vec<(i64, String)>,
+    /// `(event, entries)`: an event charged more than once.
+    pub doubled: Vec<(String, i64)>,
+}
+
 /// Event rows inserted per statement.
 const INSERT_CHUNK: usize = 100;
 
-impl Store {
-    /// Bills one ad event; see [`Store::bill_batch`].
+/// Writes each campaign's counters inside the caller's transaction `$tx`
+/// (of either engine); `?` leaves the caller on failure.
+macro_rules! write_counters {
+    ($tx:ident, $counters:expr, $now:expr) => {
+        for (campaign, c) in $counters {
+            sqlx::query(
+                "UPDATE ad_billing SET impressions = $1, clicks = $2, spent = $3, remainder_milli = $4, day = $5, day_spent = $6, updated_at_ms = $7 WHERE campaign_id = $8",
+            )
+            .persistent(false)
+            .bind(c.impressions)
+            .bind(c.clicks)
+            .bind(c.spent)
+            .bind(c.remainder_milli)
+            .bind(c.day)
+            .bind(c.day_spent)
+            .bind($now)
+            .bind(*campaign)
+            .execute(&mut *$tx)
+            .await?;
+        }
+    };
+}
+
+/// Inserts the records of the events `$fresh` (indexes into `$out`) inside
+/// the caller's transaction `$tx`, [`INSERT_CHUNK`] rows a statement.
+macro_rules! write_records {
+    ($tx:ident, $out:expr, $fresh:expr) => {
+        for chunk in $fresh.chunks(INSERT_CHUNK) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|r| format!("({})", placeholders(r * 10 + 1, 10)))
+                .collect();
+            let sql = format!(
+                "INSERT INTO ad_events ({EVENT_COLUMNS}) VALUES {}",
+                rows.join(", ")
+            );
+            let mut insert = sqlx::query(&sql).persistent(false);
+            for &i in chunk {
+                let r: &EventRecord = &$out[i].record;
+                insert = insert
+                    .bind(r.event_id.clone())
+                    .bind(r.campaign_id.clone())
+                    .bind(r.user_id.clone())
+                    .bind(r.kind.clone())
+                    .bind(match r.status {
+                        BillStatus::Billed => "billed",
+                        BillStatus::Unbilled => "unbilled",
+                    })
+                    .bind(r.amount)
+                    .bind(r.reason.map(UnbilledReason::as_str))
+                    .bind(r.entry_id)
+                    .bind(r.occurred_at_ms)
+                    .bind(r.billed_at_ms);
+            }
+            insert.execute(&mut *$tx).await?;
+        }
+    };
+}
+
+/// Billing's store: the `ad_billing` counters and `ad_events` records, and
+/// the charges through the wallet's money path. Cheap to clone.
+#[derive(Clone)]
+pub struct BillingStore {
+    db: Db,
+    wallets: WalletStore,
+}
+
+impl BillingStore {
+    /// Billing over the wallet store whose money path charges the events.
+    pub fn new(wallets: WalletStore) -> BillingStore {
+        BillingStore {
+            db: wallets.db().clone(),
+            wallets,
+        }
+    }
+
+    /// Bills one ad event; see [`BillingStore::bill_batch`].
     pub async fn bill(&self, event: &AdEvent, terms: Option<&Terms>) -> Result<Billed, StoreError> {
         self.bill_batch(&[(event.clone(), terms.copied())])
             .await?
@@ -178,35 +183,41 @@ impl Store {
     ///
     /// 1. the campaigns' counters rows are created if new and locked, in
     ///    campaign-id order;
-    /// 2. events recorded before (or earlier in the batch) are answered from
-    ///    their records: nothing changes (redelivery, replay, repeats);
+    /// 2. events recorded before are read: they are answered from their
+    ///    records and change nothing (redelivery, replay, repeats);
     /// 3. the advertisers' wallets are locked, in user-id order, and their
-    ///    balances read: counters before wallets, each in id order, so two
-    ///    billing transactions never wait on each other in a cycle, and a
-    ///    wallet request (which locks one wallet) never waits on billing
-    ///    while billing waits on it;
-    /// 4. each new event is priced in order ([`rules::decide`]) against its
-    ///    campaign's running counters and its wallet's running balance;
+    ///    balances read, through the wallet's port
+    ///    ([`MoneyConn::lock_balances`]): counters before wallets, each in
+    ///    id order, so two billing transactions never wait on each other in
+    ///    a cycle, and a wallet request (which locks one wallet) never waits
+    ///    on billing while billing waits on it;
+    /// 4. each event is decided in order ([`plan::plan`], no I/O) against
+    ///    its campaign's running counters and its wallet's running balance;
     /// 5. the charges go through the wallet's money path on this connection
     ///    (`ad_charge` entries, keys `ad:{event_id}` of caller `billing`),
-    ///    one call per advertiser; each must be applied as decided in 4;
+    ///    one call per advertiser; the money path's answer is recorded (the
+    ///    ledger entry), and an answer other than the charge decided under
+    ///    the same lock aborts the whole batch: nothing is charged;
     /// 6. the counters and the events' records are written.
     pub async fn bill_batch(
         &self,
         events: &[(AdEvent, Option<Terms>)],
     ) -> Result<Vec<Billed>, StoreError> {
         let now = now_ms();
-        let today = rules::day_of(now);
-        let bad = |e: &AdEvent, why: String| {
-            StoreError::Failed(format!("ad event {}: {why}", e.event_id))
-        };
-        let mut parsed = Vec::with_capacity(events.len());
-        for (e, _) in events {
-            let user = UserId::parse(&e.user_id).map_err(|x| bad(e, x.to_string()))?;
-            let key = IdempotencyKey::parse(&format!("ad:{}", e.event_id))
-                .map_err(|x| bad(e, x.to_string()))?;
-            parsed.push((user, key));
-        }
+        let priced = events
+            .iter()
+            .map(|(e, terms)| {
+                let bad =
+                    |why: String| StoreError::Failed(format!("ad event {}: {why}", e.event_id));
+                Ok(Priced {
+                    event: e,
+                    terms: terms.as_ref(),
+                    user: UserId::parse(&e.user_id).map_err(|x| bad(x.to_string()))?,
+                    key: IdempotencyKey::parse(&format!("ad:{}", e.event_id))
+                        .map_err(|x| bad(x.to_string()))?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let mut campaigns: Vec<(&str, &str)> = events
             .iter()
             .map(|(e, _)| (e.campaign_id.as_str(), e.user_id.as_str()))
@@ -226,7 +237,7 @@ impl Store {
             "SELECT {EVENT_COLUMNS} FROM ad_events WHERE event_id IN ({})",
             placeholders(1, ids.len())
         );
-        let (billed, changed) = in_tx!(self, money, |tx| {
+        let (billed, changed) = in_tx!(self.db, money, |tx| {
             // 1. Counters, locked in campaign order.
             let mut counters: HashMap<&str, Counters> = HashMap::new();
             for (campaign, user) in &campaigns {
@@ -260,135 +271,21 @@ impl Store {
                     (rec.event_id.clone(), rec)
                 })
                 .collect();
-            // 3. Wallets, locked in user order (a no-op update takes the row
-            // lock on PostgreSQL; SQLite's one writer is the lock).
-            let mut balances: HashMap<&str, i64> = HashMap::new();
-            for user in &users {
-                let b: Option<i64> = sqlx::query_scalar(
-                    "UPDATE wallets SET balance = balance WHERE user_id = $1 RETURNING balance",
-                )
-                .persistent(false)
-                .bind(*user)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some(b) = b {
-                    balances.insert(user, b);
-                }
-            }
-            // 4. Price each new event in order.
-            let mut out: Vec<Billed> = Vec::with_capacity(events.len());
-            let mut fresh: Vec<usize> = Vec::new();
-            let mut first_in_batch: HashMap<&str, usize> = HashMap::new();
-            let mut repeats: Vec<(usize, usize)> = Vec::new();
-            let mut charges: BTreeMap<&str, Vec<(usize, MoneyCommand)>> = BTreeMap::new();
-            for (i, ((event, terms), (user, key))) in events.iter().zip(&parsed).enumerate() {
-                let c = counters
-                    .get_mut(event.campaign_id.as_str())
-                    .ok_or_else(|| {
-                        StoreError::Failed("a campaign's counters were not locked".into())
-                    })?;
-                let spent = |c: &Counters, reason: Option<UnbilledReason>| {
-                    terms
-                        .as_ref()
-                        .is_some_and(|t| rules::exhausted(t, c, today))
-                        || reason.is_some_and(UnbilledReason::is_budget)
-                };
-                if let Some(&first) = first_in_batch.get(event.event_id.as_str()) {
-                    // Filled from the first once its charge is applied (step 5).
-                    repeats.push((i, first));
-                    let mut again = out[first].clone();
-                    again.duplicate = true;
-                    out.push(again);
-                    continue;
-                }
-                if let Some(record) = earlier.get(&event.event_id) {
-                    out.push(Billed {
-                        budget_spent: spent(c, record.reason),
-                        record: record.clone(),
-                        duplicate: true,
-                        counters: *c,
-                    });
-                    continue;
-                }
-                let decision = match terms {
-                    None => Decision::Refuse(UnbilledReason::CampaignUnknown),
-                    Some(t) => rules::decide(event.kind, t, c, today),
-                };
-                let outcome: Result<i64, UnbilledReason> = match decision {
-                    Decision::Refuse(reason) => Err(reason),
-                    Decision::Charge { amount: 0, next } => {
-                        *c = next;
-                        Ok(0)
-                    }
-                    Decision::Charge { amount, next } => {
-                        match balances.get_mut(event.user_id.as_str()) {
-                            None => Err(UnbilledReason::WalletNotFound),
-                            Some(balance) => match wallet_rules::apply(*balance, -amount) {
-                                Ok(after) => {
-                                    *balance = after;
-                                    *c = next;
-                                    charges.entry(event.user_id.as_str()).or_default().push((
-                                        i,
-                                        MoneyCommand {
-                                            user: user.clone(),
-                                            kind: EntryKind::AdCharge,
-                                            delta: -amount,
-                                            reason: Some(format!(
-                                                "{} {}",
-                                                event.kind.as_str(),
-                                                event.campaign_id
-                                            )),
-                                            reference: Some(event.event_id.clone()),
-                                            key: key.clone(),
-                                            actor: ACTOR.to_owned(),
-                                            fence: None,
-                                        },
-                                    ));
-                                    Ok(amount)
-                                }
-                                Err(_) => Err(UnbilledReason::InsufficientFunds),
-                            },
-                        }
-                    }
-                };
-                let record = EventRecord {
-                    event_id: event.event_id.clone(),
-                    campaign_id: event.campaign_id.clone(),
-                    user_id: event.user_id.clone(),
-                    kind: event.kind.as_str().to_owned(),
-                    status: if outcome.is_ok() {
-                        BillStatus::Billed
-                    } else {
-                        BillStatus::Unbilled
-                    },
-                    amount: outcome.unwrap_or(0),
-                    reason: outcome.err(),
-                    entry_id: None,
-                    occurred_at_ms: event.occurred_at_ms,
-                    billed_at_ms: now,
-                };
-                first_in_batch.insert(event.event_id.as_str(), i);
-                out.push(Billed {
-                    budget_spent: spent(c, record.reason),
-                    record,
-                    duplicate: false,
-                    counters: *c,
-                });
-                fresh.push(i);
-            }
+            // 3. Wallets, locked in user order, through the wallet's port.
+            let mut balances = tx.lock_balances(&users).await?;
+            // 4. Decide each event in order.
+            let mut plan = plan::plan(&priced, &mut counters, &earlier, &mut balances, now)?;
             // 5. The charges, through the wallet's money path, per advertiser.
             let mut changed = false;
-            for list in charges.values() {
+            for list in plan.charges.values() {
                 let cmds: Vec<MoneyCommand> = list.iter().map(|(_, c)| c.clone()).collect();
-                let (results, wallet_changed) = tx.apply_in(self, &cmds).await?;
+                let (results, wallet_changed) = tx.apply_in(&self.wallets, &cmds).await?;
                 changed |= wallet_changed;
                 for ((i, _), result) in list.iter().zip(results) {
                     match result {
                         Ok(Outcome {
                             result: Ok(entry), ..
-                        }) => {
-                            out[*i].record.entry_id = Some(entry.id);
-                        }
+                        }) => plan.out[*i].record.entry_id = Some(entry.id),
                         other => {
                             return Err(StoreError::Failed(format!(
                                 "an ad charge decided under the wallet's lock was answered {other:?}"
@@ -397,60 +294,60 @@ impl Store {
                     }
                 }
             }
-            for (repeat, first) in repeats {
-                out[repeat].record = out[first].record.clone();
+            for &(repeat, first) in &plan.repeats {
+                plan.out[repeat].record = plan.out[first].record.clone();
             }
             // 6. Counters and records.
-            for (campaign, c) in &counters {
-                sqlx::query(
-                    "UPDATE ad_billing SET impressions = $1, clicks = $2, spent = $3, remainder_milli = $4, day = $5, day_spent = $6, updated_at_ms = $7 WHERE campaign_id = $8",
-                )
-                .persistent(false)
-                .bind(c.impressions)
-                .bind(c.clicks)
-                .bind(c.spent)
-                .bind(c.remainder_milli)
-                .bind(c.day)
-                .bind(c.day_spent)
-                .bind(now)
-                .bind(*campaign)
-                .execute(&mut *tx)
-                .await?;
-            }
-            for chunk in fresh.chunks(INSERT_CHUNK) {
-                let rows: Vec<String> = (0..chunk.len())
-                    .map(|r| format!("({})", placeholders(r * 10 + 1, 10)))
-                    .collect();
-                let sql = format!(
-                    "INSERT INTO ad_events ({EVENT_COLUMNS}) VALUES {}",
-                    rows.join(", ")
-                );
-                let mut insert = sqlx::query(&sql).persistent(false);
-                for &i in chunk {
-                    let r = &out[i].record;
-                    insert = insert
-                        .bind(r.event_id.clone())
-                        .bind(r.campaign_id.clone())
-                        .bind(r.user_id.clone())
-                        .bind(r.kind.clone())
-                        .bind(match r.status {
-                            BillStatus::Billed => "billed",
-                            BillStatus::Unbilled => "unbilled",
-                        })
-                        .bind(r.amount)
-                        .bind(r.reason.map(UnbilledReason::as_str))
-                        .bind(r.entry_id)
-                        .bind(r.occurred_at_ms)
-                        .bind(r.billed_at_ms);
-                }
-                insert.execute(&mut *tx).await?;
-            }
-            (out, changed)
+            write_counters!(tx, &counters, now);
+            write_records!(tx, &plan.out, &plan.fresh);
+            (plan.out, changed)
         });
         if changed {
-            self.inner.outbox_notify.notify_one();
+            self.db.outbox_written();
         }
         Ok(billed)
+    }
+
+    /// Billing's records held against the ledger, read-only, in one
+    /// transaction: every billed event has its `ad_charge` entry and every
+    /// such entry its event, once (for `reconcile`).
+    pub async fn ledger_check(&self) -> Result<LedgerCheck, StoreError> {
+        Ok(in_tx!(self.db, primary, |tx| {
+            let events: i64 = sqlx::query_scalar(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM ad_events WHERE status = 'billed' AND amount > 0",
+            )
+            .persistent(false)
+            .fetch_one(&mut *tx)
+            .await?;
+            let without_entry: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT e.event_id, e.amount FROM ad_events e LEFT JOIN ledger_entries l ON l.id = e.entry_id \
+                 WHERE e.status = 'billed' AND e.amount > 0 AND (l.id IS NULL OR l.kind <> 'ad_charge' OR l.amount <> -e.amount \
+                 OR l.reference IS NULL OR l.reference <> e.event_id) ORDER BY e.event_id LIMIT 100",
+            )
+            .persistent(false)
+            .fetch_all(&mut *tx)
+            .await?;
+            let entries_without_event: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT l.id, l.user_id FROM ledger_entries l LEFT JOIN ad_events e ON e.entry_id = l.id \
+                 WHERE l.kind = 'ad_charge' AND e.event_id IS NULL ORDER BY l.id LIMIT 100",
+            )
+            .persistent(false)
+            .fetch_all(&mut *tx)
+            .await?;
+            let doubled: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT reference, CAST(COUNT(*) AS BIGINT) FROM ledger_entries WHERE kind = 'ad_charge' \
+                 GROUP BY reference HAVING COUNT(*) > 1 ORDER BY reference LIMIT 100",
+            )
+            .persistent(false)
+            .fetch_all(&mut *tx)
+            .await?;
+            LedgerCheck {
+                events,
+                without_entry,
+                entries_without_event,
+                doubled,
+            }
+        }))
     }
 
     /// Which of these event ids billing has recorded (billed or not).
@@ -462,7 +359,7 @@ impl Store {
             "SELECT event_id FROM ad_events WHERE event_id IN ({})",
             placeholders(1, ids.len())
         );
-        Ok(in_tx!(self, primary, |tx| {
+        Ok(in_tx!(self.db, primary, |tx| {
             let mut q = sqlx::query_scalar::<_, String>(&sql).persistent(false);
             for id in ids {
                 q = q.bind(id);
@@ -481,7 +378,7 @@ impl Store {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM ad_events WHERE campaign_id = $1 ORDER BY billed_at_ms, event_id LIMIT $2"
         );
-        let rows = in_tx!(self, primary, |tx| {
+        let rows = in_tx!(self.db, primary, |tx| {
             sqlx::query_as::<_, EventRow>(&sql)
                 .persistent(false)
                 .bind(campaign)
@@ -500,7 +397,7 @@ impl Store {
         const SQL: &str = "SELECT b.impressions, b.clicks, b.spent, b.remainder_milli, \
              CAST((SELECT COUNT(*) FROM ad_events e WHERE e.campaign_id = b.campaign_id AND e.status = 'unbilled') AS BIGINT), \
              b.day, b.day_spent FROM ad_billing b WHERE b.campaign_id = $1";
-        let row = in_tx!(self, primary, |tx| {
+        let row = in_tx!(self.db, primary, |tx| {
             sqlx::query_as::<_, (i64, i64, i64, i64, i64, i64, i64)>(SQL)
                 .persistent(false)
                 .bind(campaign)

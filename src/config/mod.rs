@@ -12,9 +12,15 @@
 //! Redis, `[kafka]` the embedded event log for Kafka, `[mongodb]` the embedded
 //! campaign store for MongoDB. See `docs/configuration.md`.
 
+mod ads;
+mod brokers;
+mod display;
+mod listen;
+mod ops;
+mod postgres;
 mod secret;
+mod wallet;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -22,7 +28,21 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+pub use ads::AdsConfig;
+use ads::default_balance_ttl;
+pub use brokers::{KafkaConfig, MongoConfig, RedisConfig};
+pub use display::{DisplayConfig, SigningKey};
+pub use listen::{ListenConfig, LogConfig, LogFormat};
+pub use ops::{ReconcileConfig, RetentionConfig};
+pub use postgres::{PostgresConfig, ReplicaConfig};
 pub use secret::{Secret, SecretUrl};
+pub use wallet::WalletConfig;
+
+/// `Err(ConfigError::Invalid)` naming `key` and why: what each section's
+/// `validate` answers.
+fn invalid(key: &str, why: impl std::fmt::Display) -> Result<(), ConfigError> {
+    Err(ConfigError::Invalid(format!("{key}: {why}")))
+}
 
 /// Environment variables with the `WALLETCTL_` prefix that are not configuration keys.
 const NON_CONFIG_ENV: &[&str] = &[
@@ -65,323 +85,6 @@ pub struct Config {
     /// Reconciliation on a schedule in `serve`, and its thresholds.
     #[serde(default)]
     pub reconcile: ReconcileConfig,
-}
-
-/// Reconciliation (`walletctl reconcile`, and `serve` when `interval_secs` is set).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ReconcileConfig {
-    /// How often `serve` reconciles, in seconds (default 0: never; use cron).
-    pub interval_secs: u64,
-    /// Whether the scheduled run repairs what it can repair safely.
-    pub fix: bool,
-    /// An event unpublished for longer than this many seconds is a difference (default 60).
-    pub outbox_age_secs: u64,
-    /// A standby further behind than this many seconds is a difference (default 30).
-    pub replica_lag_secs: u64,
-}
-
-impl Default for ReconcileConfig {
-    fn default() -> Self {
-        ReconcileConfig {
-            interval_secs: 0,
-            fix: false,
-            outbox_age_secs: 60,
-            replica_lag_secs: 30,
-        }
-    }
-}
-
-/// Retention: what `walletctl gc` (and `serve`, on a schedule) removes.
-/// The ledger, the audit trail and billed ad events are never removed.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RetentionConfig {
-    /// Idempotency keys older than this many days are removed (default 30):
-    /// a retry after that is a new request.
-    pub idempotency_key_days: u32,
-    /// Published outbox rows older than this many hours are removed (default 72).
-    pub outbox_published_hours: u32,
-    /// Events of the embedded event log older than this many days are removed
-    /// (default 7), as a Kafka topic's retention would (Kafka keeps its own).
-    pub event_log_days: u32,
-    /// How often `serve` runs the cleanup, in seconds (default 3,600; 0 = never).
-    pub gc_interval_secs: u64,
-    /// Rows removed per statement (default 1,000): short transactions, no long locks.
-    pub batch: u32,
-}
-
-impl Default for RetentionConfig {
-    fn default() -> Self {
-        RetentionConfig {
-            idempotency_key_days: 30,
-            outbox_published_hours: 72,
-            event_log_days: 7,
-            gc_interval_secs: 3_600,
-            batch: 1_000,
-        }
-    }
-}
-
-/// Advertising management: how it reaches the wallet service.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AdsConfig {
-    /// The wallet service's base URL, for strong balance reads before a
-    /// campaign resumes. Default: this process's own wallet service.
-    #[serde(default)]
-    pub wallet_url: Option<String>,
-    /// A token with the `read` scope for those reads. Default: a service
-    /// token that `serve` creates on first run and keeps in the data
-    /// directory (`ads-service.token`); set it when instances do not share one.
-    #[serde(default)]
-    pub wallet_token: Option<Secret>,
-    /// How long a wallet balance stays in the campaign cache, in seconds (default 300).
-    #[serde(default = "default_balance_ttl")]
-    pub balance_ttl_secs: u64,
-}
-
-fn default_balance_ttl() -> u64 {
-    300
-}
-
-/// Ad display: where its URLs point, how it signs them, and where it reads
-/// campaigns.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DisplayConfig {
-    /// The base URL browsers reach the display service on, put into
-    /// impression and click URLs. Default: `http://{listen.display}`.
-    pub public_url: Option<String>,
-    /// The base URL asset URLs point at: a CDN in front of the display
-    /// service, which is the origin. Default: `public_url`.
-    pub cdn_base_url: Option<String>,
-    /// The advertising management service's base URL, where candidates are
-    /// read. Default: this process's own.
-    pub management_url: Option<String>,
-    /// A token with the `campaigns_read` scope for those reads. Default: a
-    /// service token `serve` creates on first run (`display-service.token`).
-    pub management_token: Option<Secret>,
-    /// The keys impression and click tokens are signed with. The first
-    /// signs; every one verifies, so a key can be rotated in without
-    /// breaking tokens already handed out. Default: one key created on
-    /// first run in the data directory (`display-signing.key`).
-    pub signing_keys: Vec<SigningKey>,
-    /// How long an impression or click URL stays valid, in seconds (default 86,400).
-    pub token_ttl_secs: u64,
-    /// How long candidates are kept in process, in milliseconds (default 1,000).
-    pub candidates_ttl_ms: u64,
-    /// At most this many ads of one campaign per viewer per window; unset: no cap.
-    pub frequency_cap: Option<u32>,
-    /// The frequency cap's window, in seconds (default 86,400).
-    pub frequency_window_secs: u64,
-}
-
-impl Default for DisplayConfig {
-    fn default() -> Self {
-        DisplayConfig {
-            public_url: None,
-            cdn_base_url: None,
-            management_url: None,
-            management_token: None,
-            signing_keys: Vec::new(),
-            token_ttl_secs: 86_400,
-            candidates_ttl_ms: 1_000,
-            frequency_cap: None,
-            frequency_window_secs: 86_400,
-        }
-    }
-}
-
-/// One signing key of the display service.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SigningKey {
-    /// A short name carried in every token it signs (`A-Z a-z 0-9 _ -`, at most 16).
-    pub id: String,
-    /// At least 32 bytes of secret.
-    pub secret: Secret,
-}
-
-/// Log output.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogConfig {
-    /// `text` for people, `json` for log pipelines.
-    pub format: LogFormat,
-    /// A `tracing` filter, e.g. `info,walletctl_daemon=debug`. `RUST_LOG` wins when set.
-    pub filter: String,
-}
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// Listen addresses of the three services.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListenConfig {
-    /// The wallet service (default `127.0.0.1:8480`).
-    pub wallet: SocketAddr,
-    /// The advertising management service (default `127.0.0.1:8481`).
-    pub ads: SocketAddr,
-    /// The ad display service (default `127.0.0.1:8482`).
-    pub display: SocketAddr,
-    /// On a stop signal, how long `/readyz` answers `503 stopping` while
-    /// everything else still serves, before the workers and then the
-    /// listeners stop, in milliseconds (default 0). Behind a load balancer,
-    /// set it past the balancer's readiness interval so it stops sending
-    /// traffic before the listener closes.
-    #[serde(default)]
-    pub drain_ms: u64,
-}
-
-/// Wallet behaviour.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WalletConfig {
-    /// How long a per-user lock lives if its holder dies, in milliseconds.
-    pub lock_ttl_ms: u64,
-    /// How long a deduction waits for the per-user lock before going on without it.
-    pub lock_wait_ms: u64,
-    /// How often the outbox relay looks for unsent events when not woken, in milliseconds.
-    pub relay_interval_ms: u64,
-    /// How long a balance read trusts a replica's health before probing again, in milliseconds.
-    pub replica_check_ms: u64,
-    /// How long a request may take before it is answered `503 outcome_unknown`
-    /// (a money command already queued still completes), in milliseconds.
-    pub request_timeout_ms: u64,
-    /// The most money commands one user may have waiting; more are answered
-    /// `503 overloaded` with `Retry-After`, and nothing changes.
-    pub max_queue_per_user: usize,
-    /// The most group commits in flight at once per instance, over disjoint
-    /// users (1 applies one group at a time).
-    pub max_groups_in_flight: usize,
-}
-
-/// PostgreSQL: the primary (normally through PgBouncer) and replicas per region.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PostgresConfig {
-    /// The primary, normally PgBouncer in transaction mode in front of it.
-    pub url: SecretUrl,
-    /// The primary itself, bypassing PgBouncer, for migrations (which take
-    /// session-level advisory locks) and replication status. Defaults to `url`.
-    #[serde(default)]
-    pub direct_url: Option<SecretUrl>,
-    /// Where group commits go, when set: the primary itself as the app
-    /// role, bypassing PgBouncer. A group is then one round trip (the call
-    /// commits as it returns) with a prepared statement, on one of at most
-    /// `wallet.max_groups_in_flight + 1` sessions per instance. Unset: group
-    /// commits go through `url` in an explicit transaction (three round
-    /// trips: BEGIN, the call, COMMIT).
-    #[serde(default)]
-    pub commit_url: Option<SecretUrl>,
-    /// Connections in the primary pool.
-    #[serde(default = "default_pool")]
-    pub pool_size: u32,
-    /// `synchronous_commit` for money-moving transactions, e.g. `remote_apply`.
-    /// Unset leaves the server's setting.
-    #[serde(default)]
-    pub synchronous_commit: Option<String>,
-    /// The role `url` connects as. When set, `walletctl migrate` (run as the
-    /// owner through `direct_url`) grants it only what serving needs: the
-    /// ledger and audit log are read and append only. Unset: no grants.
-    #[serde(default)]
-    pub app_role: Option<String>,
-    /// Allows `synchronous_commit = "off"` or `"local"` for money transactions.
-    /// Both can lose an acknowledged write when the primary fails, so they
-    /// are refused unless this says so explicitly.
-    #[serde(default)]
-    pub allow_unsafe_commit: bool,
-    /// The replica that is a synchronous standby; strong reads go there.
-    #[serde(default)]
-    pub sync_replica: Option<String>,
-    /// Streaming replicas by name.
-    #[serde(default)]
-    pub replicas: BTreeMap<String, ReplicaConfig>,
-    /// The initial region → replica map, written to the shard table when that is empty.
-    /// After that, `walletctl shards assign` changes it for every instance.
-    #[serde(default)]
-    pub regions: BTreeMap<String, Vec<String>>,
-}
-
-/// One streaming replica.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReplicaConfig {
-    /// How to reach it (directly, not through PgBouncer).
-    pub url: SecretUrl,
-    /// Connections in its pool.
-    #[serde(default = "default_replica_pool")]
-    pub pool_size: u32,
-}
-
-fn default_pool() -> u32 {
-    16
-}
-
-fn default_replica_pool() -> u32 {
-    8
-}
-
-/// Redis: the per-user lock and the campaign cache.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RedisConfig {
-    /// e.g. `redis://127.0.0.1:6379`.
-    pub url: SecretUrl,
-    /// Prefix of every key walletctl writes, so that tenants or tests can share a server.
-    #[serde(default)]
-    pub key_prefix: String,
-}
-
-/// Kafka: the event log.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaConfig {
-    /// Bootstrap servers, comma-separated.
-    pub brokers: String,
-    /// Prefix of every topic name, so that tenants or tests can share a cluster.
-    #[serde(default)]
-    pub topic_prefix: String,
-    /// Partitions of the topics walletctl creates.
-    #[serde(default = "default_partitions")]
-    pub partitions: i32,
-    /// Replication factor of the topics walletctl creates: 1 for a single
-    /// broker; 3 (with the broker's `min.insync.replicas = 2`) in production.
-    #[serde(default = "default_replication")]
-    pub replication_factor: i32,
-}
-
-fn default_replication() -> i32 {
-    1
-}
-
-fn default_mongo_db() -> String {
-    "walletctl".into()
-}
-
-fn default_partitions() -> i32 {
-    3
-}
-
-/// MongoDB: the campaign store.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MongoConfig {
-    /// e.g. `mongodb://127.0.0.1:27017/?directConnection=true`.
-    pub url: SecretUrl,
-    /// The database name.
-    #[serde(default = "default_mongo_db")]
-    pub database: String,
 }
 
 impl Default for Config {
@@ -501,120 +204,14 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |key: &str, why: String| Err(ConfigError::Invalid(format!("{key}: {why}")));
-        for (i, k) in self.display.signing_keys.iter().enumerate() {
-            if k.id.is_empty()
-                || k.id.len() > 16
-                || !k
-                    .id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-            {
-                return bad(
-                    &format!("display.signing_keys[{i}].id"),
-                    "must be 1-16 characters of A-Z a-z 0-9 _ -".into(),
-                );
-            }
-            if k.secret.expose().len() < 32 {
-                return bad(
-                    &format!("display.signing_keys[{i}].secret"),
-                    "must be at least 32 bytes".into(),
-                );
-            }
-        }
-        for (key, url) in [
-            ("display.public_url", &self.display.public_url),
-            ("display.cdn_base_url", &self.display.cdn_base_url),
-            ("display.management_url", &self.display.management_url),
-        ] {
-            if let Some(u) = url
-                && !(u.starts_with("http://") || u.starts_with("https://"))
-            {
-                return bad(key, format!("{u:?} is not an http(s) URL"));
-            }
-        }
-        if self.retention.batch == 0 {
-            return bad("retention.batch", "must be at least 1".into());
-        }
-        if self.display.token_ttl_secs == 0 {
-            return bad("display.token_ttl_secs", "must be at least 1".into());
-        }
+        self.display.validate()?;
+        self.retention.validate()?;
+        self.wallet.validate()?;
         if let Some(pg) = &self.postgres {
-            if pg.pool_size == 0 {
-                return bad("postgres.pool_size", "must be at least 1".into());
-            }
-            if let Some(sync) = &pg.sync_replica
-                && !pg.replicas.contains_key(sync)
-            {
-                return bad(
-                    "postgres.sync_replica",
-                    format!("names {sync:?}, which is not in postgres.replicas"),
-                );
-            }
-            if let Some(level) = &pg.synchronous_commit
-                && !["on", "off", "local", "remote_write", "remote_apply"].contains(&level.as_str())
-            {
-                return bad(
-                    "postgres.synchronous_commit",
-                    format!("{level:?} is not one of on, off, local, remote_write, remote_apply"),
-                );
-            }
-            if let Some(level) = &pg.synchronous_commit
-                && ["off", "local"].contains(&level.as_str())
-                && !pg.allow_unsafe_commit
-            {
-                return bad(
-                    "postgres.synchronous_commit",
-                    format!(
-                        "{level:?} can lose an acknowledged payment if the primary fails; set postgres.allow_unsafe_commit = true to accept that"
-                    ),
-                );
-            }
-            if let Some(role) = &pg.app_role {
-                let ok = role.len() <= 63
-                    && role.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-                    && role
-                        .chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-                if !ok {
-                    return bad(
-                        "postgres.app_role",
-                        format!("{role:?} must be 1-63 characters of a-z 0-9 _"),
-                    );
-                }
-            }
-            for (region, replicas) in &pg.regions {
-                if let Err(e) = crate::domain::Region::parse(&region.to_ascii_uppercase()) {
-                    return bad(&format!("postgres.regions.{region}"), e.to_string());
-                }
-                for name in replicas {
-                    if !pg.replicas.contains_key(name) {
-                        return bad(
-                            &format!("postgres.regions.{region}"),
-                            format!("names replica {name:?}, which is not in postgres.replicas"),
-                        );
-                    }
-                }
-            }
+            pg.validate()?;
         }
-        if let Some(kafka) = &self.kafka
-            && kafka.partitions < 1
-        {
-            return bad("kafka.partitions", "must be at least 1".into());
-        }
-        if let Some(kafka) = &self.kafka
-            && kafka.replication_factor < 1
-        {
-            return bad("kafka.replication_factor", "must be at least 1".into());
-        }
-        if self.wallet.max_groups_in_flight == 0 {
-            return bad("wallet.max_groups_in_flight", "must be at least 1".into());
-        }
-        if self.wallet.max_queue_per_user == 0 {
-            return bad("wallet.max_queue_per_user", "must be at least 1".into());
-        }
-        if self.wallet.lock_ttl_ms == 0 {
-            return bad("wallet.lock_ttl_ms", "must be at least 1".into());
+        if let Some(kafka) = &self.kafka {
+            kafka.validate()?;
         }
         Ok(())
     }

@@ -1,14 +1,21 @@
-//! The ad display area: the signed tokens behind impression and click URLs,
-//! the `ad_events` event they become, and the weighted pick among
-//! candidates. No I/O here; the HTTP side is in `walletctl-daemon`.
+//! The ad display area: the service that decides and records
+//! (`service.rs`), the candidates it holds (`candidates.rs`, read from the
+//! management service through `management.rs`), the signed tokens behind
+//! impression and click URLs (`token.rs`), the `ad_events` event they
+//! become (`event.rs`), the weighted pick (`pick.rs`, pure) and the
+//! frequency cap (`frequency.rs`). The HTTP side is in `walletctl-daemon`.
 
+pub mod candidates;
 pub mod event;
 pub mod frequency;
 pub mod management;
 pub mod pick;
+pub mod service;
 pub mod token;
 
+pub use candidates::Candidates;
 pub use event::{AdEvent, AdEventKind};
+pub use service::{AdAnswer, AdRequest, DisplayService, RecordError, ShownCreative, asset_cache};
 pub use token::{Claims, Signer, TokenError};
 
 use crate::domain::ParseError;

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{EventLog, Record};
 use crate::now_ms;
-use crate::platform::sql::{Store, StoreError, in_tx};
+use crate::platform::sql::{Db, StoreError, in_tx};
 
 /// An event waiting in (or relayed from) the outbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,7 +40,20 @@ macro_rules! outbox_insert {
 }
 pub(crate) use outbox_insert;
 
-impl Store {
+/// The outbox's store: the relay lease, the unsent events and the backlog.
+/// (Events are written by [`outbox_insert!`] inside each area's own
+/// transactions.) Cheap to clone.
+#[derive(Clone)]
+pub struct Outbox {
+    db: Db,
+}
+
+impl Outbox {
+    /// The outbox over `db`.
+    pub fn new(db: Db) -> Outbox {
+        Outbox { db }
+    }
+
     /// Takes or renews the relay lease for `holder` until `now + ttl_ms`;
     /// `false` while another holder's lease runs.
     pub async fn take_relay_lease(&self, holder: &str, ttl_ms: i64) -> Result<bool, StoreError> {
@@ -48,7 +61,7 @@ impl Store {
         const SQL: &str = "INSERT INTO relay_lease (name, holder, expires_at_ms) VALUES ('outbox', $1, $2) \
              ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at_ms = excluded.expires_at_ms \
              WHERE relay_lease.holder = excluded.holder OR relay_lease.expires_at_ms < $3";
-        let n = in_tx!(self, primary, |tx| {
+        let n = in_tx!(self.db, primary, |tx| {
             sqlx::query(SQL)
                 .persistent(false)
                 .bind(holder)
@@ -63,7 +76,7 @@ impl Store {
 
     /// Gives the lease up (at shutdown), so another instance takes over at once.
     pub async fn release_relay_lease(&self, holder: &str) -> Result<(), StoreError> {
-        in_tx!(self, primary, |tx| {
+        in_tx!(self.db, primary, |tx| {
             sqlx::query("DELETE FROM relay_lease WHERE name = 'outbox' AND holder = $1")
                 .persistent(false)
                 .bind(holder)
@@ -77,7 +90,7 @@ impl Store {
     /// marks exactly those sent. No transaction is open while `publish`
     /// runs, so a slow or absent broker pins no database connection.
     ///
-    /// Only the holder of the relay lease ([`Store::take_relay_lease`]) may
+    /// Only the holder of the relay lease ([`Outbox::take_relay_lease`]) may
     /// call this, which keeps each user's events in commit order. A crash (or
     /// a lost lease) after publishing and before marking means the events
     /// are published again: consumers drop them by `event_id`, and a
@@ -104,7 +117,7 @@ impl Store {
             ids.join(",")
         );
         let mark = async {
-            in_tx!(self, primary, |tx| {
+            in_tx!(self.db, primary, |tx| {
                 sqlx::query(&sql)
                     .persistent(false)
                     .bind(now_ms())
@@ -119,7 +132,7 @@ impl Store {
 
     async fn unsent(&self, limit: i64) -> Result<Vec<OutboxEvent>, StoreError> {
         const SQL: &str = "SELECT id, event_id, topic, key, payload FROM outbox WHERE sent_at_ms IS NULL ORDER BY id LIMIT $1";
-        let rows = in_tx!(self, primary, |tx| {
+        let rows = in_tx!(self.db, primary, |tx| {
             sqlx::query_as::<_, (i64, String, String, String, String)>(SQL)
                 .persistent(false)
                 .bind(limit)
@@ -141,7 +154,7 @@ impl Store {
     /// How many events wait to be relayed.
     pub async fn outbox_backlog(&self) -> Result<i64, StoreError> {
         const SQL: &str = "SELECT CAST(COUNT(*) AS BIGINT) FROM outbox WHERE sent_at_ms IS NULL";
-        Ok(in_tx!(self, primary, |tx| {
+        Ok(in_tx!(self.db, primary, |tx| {
             sqlx::query_scalar::<_, i64>(SQL)
                 .persistent(false)
                 .fetch_one(&mut *tx)
@@ -151,7 +164,7 @@ impl Store {
 
     /// Waits until a commit wrote an outbox event (or returns at once if one already did).
     pub async fn outbox_written(&self) {
-        self.inner.outbox_notify.notified().await;
+        self.db.outbox_wait().await;
     }
 }
 
@@ -169,7 +182,7 @@ pub enum RelayError<E> {
 /// One relay round of at most `limit` events: how many were relayed. The
 /// caller holds the relay lease. Failures are counted and logged; the
 /// events stay in the outbox.
-pub async fn relay_once(store: &Store, events: &dyn EventLog, limit: i64) -> Result<usize, ()> {
+pub async fn relay_once(store: &Outbox, events: &dyn EventLog, limit: i64) -> Result<usize, ()> {
     let res = store
         .relay_outbox(limit, |batch| async move {
             let records: Vec<Record<'_>> = batch
@@ -203,12 +216,12 @@ pub async fn relay_once(store: &Store, events: &dyn EventLog, limit: i64) -> Res
     }
 }
 
-impl Store {
+impl Outbox {
     /// Events not published yet that were written before `before_ms`: how
     /// many, and when the oldest was written.
     pub async fn outbox_stuck(&self, before_ms: i64) -> Result<(i64, Option<i64>), StoreError> {
         const SQL: &str = "SELECT CAST(COUNT(*) AS BIGINT), MIN(created_at_ms) FROM outbox WHERE sent_at_ms IS NULL AND created_at_ms < $1";
-        Ok(in_tx!(self, primary, |tx| {
+        Ok(in_tx!(self.db, primary, |tx| {
             sqlx::query_as::<_, (i64, Option<i64>)>(SQL)
                 .persistent(false)
                 .bind(before_ms)

@@ -1,8 +1,12 @@
-//! Operations that span areas: retention (`walletctl gc`) and reconciliation (`walletctl reconcile`).
+//! Operations that span areas: retention (`walletctl gc`), reconciliation
+//! (`walletctl reconcile`), replay (`walletctl kafka replay`) and the shard
+//! map (`walletctl shards`). Each uses the areas' own stores; only
+//! retention and the shard map have SQL of their own.
 
 pub mod reconcile;
 pub mod replay;
 pub mod retention;
+pub mod shards;
 
 /// The ads service as the tools beside the stores use it: balances read
 /// strongly from the wallet store, not through the wallet service.
@@ -10,7 +14,7 @@ pub(crate) fn ads_service(backends: &crate::Backends) -> crate::ads::AdsService 
     crate::ads::AdsService::new(
         backends.campaigns.clone(),
         std::sync::Arc::new(crate::ads::wallet_client::StoreBalances::new(
-            backends.store.clone(),
+            backends.wallets.clone(),
         )),
         backends.events.clone(),
         backends.campaign_cache.clone(),

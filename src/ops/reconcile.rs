@@ -15,8 +15,9 @@ use serde::Serialize;
 
 use crate::Backends;
 use crate::ads::{AdsService, Campaign, Status, StatusReason};
+use crate::billing::LedgerCheck;
 use crate::domain::{CampaignId, UserId};
-use crate::platform::sql::{ReadConsistency, Store, StoreError, in_tx};
+use crate::platform::sql::{ReadConsistency, StoreError};
 
 /// The thresholds of a run.
 #[derive(Debug, Clone, Copy)]
@@ -152,19 +153,10 @@ pub async fn reconcile(
 async fn ledger(backends: &Backends, progress: Progress<'_>) -> CheckReport {
     let mut check = Check::new("ledger");
     let result = async {
-        const SQL: &str = "SELECT w.user_id, w.balance, CAST(COALESCE(SUM(l.amount), 0) AS BIGINT) \
-             FROM (SELECT user_id, balance FROM wallets WHERE user_id > $1 ORDER BY user_id LIMIT 1000) w \
-             LEFT JOIN ledger_entries l ON l.user_id = w.user_id GROUP BY w.user_id, w.balance ORDER BY w.user_id";
-        let store = &backends.store;
+        let wallets = &backends.wallets;
         let mut after = String::new();
         loop {
-            let rows = in_tx!(store, primary, |tx| {
-                sqlx::query_as::<_, (String, i64, i64)>(SQL)
-                    .persistent(false)
-                    .bind(&after)
-                    .fetch_all(&mut *tx)
-                    .await?
-            });
+            let rows = wallets.ledger_sums_after(&after).await?;
             let Some(last) = rows.last() else { break };
             after = last.0.clone();
             for (user, balance, sum) in &rows {
@@ -187,7 +179,7 @@ async fn ledger(backends: &Backends, progress: Progress<'_>) -> CheckReport {
 async fn outbox(backends: &Backends, limits: Limits, fix: bool) -> CheckReport {
     let mut check = Check::new("outbox");
     let result = async {
-        let store = &backends.store;
+        let store = &backends.outbox;
         let now = crate::now_ms();
         let (n, oldest) = store.outbox_stuck(now - limits.outbox_age_ms).await?;
         check.report.checked = store.outbox_backlog().await? as u64;
@@ -275,7 +267,6 @@ async fn campaign_status(
 ) -> CheckReport {
     let mut check = Check::new("campaign_status");
     let result = async {
-        let store = &backends.store;
         let mut after: Option<String> = None;
         loop {
             let page = backends.campaigns.page(after.as_deref(), 200).await?;
@@ -283,7 +274,7 @@ async fn campaign_status(
             after = Some(last.campaign_id.clone());
             for c in page {
                 check.report.checked += 1;
-                campaign(store, ads, &c, fix, &mut check).await?;
+                campaign(backends, ads, &c, fix, &mut check).await?;
             }
             progress("campaign_status", check.report.checked);
         }
@@ -294,7 +285,7 @@ async fn campaign_status(
 }
 
 async fn campaign(
-    store: &Store,
+    backends: &Backends,
     ads: &AdsService,
     c: &Campaign,
     fix: bool,
@@ -302,17 +293,19 @@ async fn campaign(
 ) -> anyhow::Result<()> {
     let id = CampaignId::parse(&c.campaign_id)?;
     let user = UserId::parse(&c.user_id)?;
-    let balance = match store.wallet(&user, ReadConsistency::Strong).await {
+    let balance = match backends
+        .wallets
+        .wallet(&user, ReadConsistency::Strong)
+        .await
+    {
         Ok(w) => Some(w.wallet.balance),
-        Err(StoreError::WalletNotFound) => None,
+        Err(StoreError::NotFound("wallet")) => None,
         Err(e) => return Err(e.into()),
     };
-    let billed = store.campaign_billing(&c.campaign_id).await?;
+    let billed = backends.billing.campaign_billing(&c.campaign_id).await?;
     let counters = billed.as_ref().map(|b| b.counters()).unwrap_or_default();
     let billed_spent = counters.spent;
-    let can_pay = balance.is_some_and(|b| b >= c.min_charge());
-    let wallet_paused =
-        c.status == Status::Paused && c.status_reason == Some(StatusReason::WalletEmpty);
+    let follow = c.follow_wallet(balance);
     let budget_paused =
         c.status == Status::Paused && c.status_reason == Some(StatusReason::BudgetExhausted);
     let today = crate::billing::rules::day_of(crate::now_ms());
@@ -322,7 +315,7 @@ async fn campaign(
         today,
         c.max_charge(),
     );
-    if c.status == Status::Active && !can_pay {
+    if let Some((Status::Paused, _)) = follow {
         let fixed = fix && ads.settle_wallet(&id, balance).await?.is_some();
         check.found(
             format!(
@@ -333,7 +326,7 @@ async fn campaign(
             ),
             fixed,
         );
-    } else if wallet_paused && can_pay {
+    } else if let Some((Status::Active, _)) = follow {
         let fixed = fix && ads.settle_wallet(&id, balance).await?.is_some();
         check.found(
             format!(
@@ -380,47 +373,30 @@ async fn campaign(
 async fn billing(backends: &Backends) -> CheckReport {
     let mut check = Check::new("billing");
     let result = async {
-        let store = &backends.store;
-        let (events, without_entry, entries_without_event, doubled) = in_tx!(store, primary, |tx| {
-            let events: i64 = sqlx::query_scalar(
-                "SELECT CAST(COUNT(*) AS BIGINT) FROM ad_events WHERE status = 'billed' AND amount > 0",
-            )
-            .persistent(false)
-            .fetch_one(&mut *tx)
-            .await?;
-            let without_entry: Vec<(String, i64)> = sqlx::query_as(
-                "SELECT e.event_id, e.amount FROM ad_events e LEFT JOIN ledger_entries l ON l.id = e.entry_id \
-                 WHERE e.status = 'billed' AND e.amount > 0 AND (l.id IS NULL OR l.kind <> 'ad_charge' OR l.amount <> -e.amount \
-                 OR l.reference IS NULL OR l.reference <> e.event_id) ORDER BY e.event_id LIMIT 100",
-            )
-            .persistent(false)
-            .fetch_all(&mut *tx)
-            .await?;
-            let entries_without_event: Vec<(i64, String)> = sqlx::query_as(
-                "SELECT l.id, l.user_id FROM ledger_entries l LEFT JOIN ad_events e ON e.entry_id = l.id \
-                 WHERE l.kind = 'ad_charge' AND e.event_id IS NULL ORDER BY l.id LIMIT 100",
-            )
-            .persistent(false)
-            .fetch_all(&mut *tx)
-            .await?;
-            let doubled: Vec<(String, i64)> = sqlx::query_as(
-                "SELECT reference, CAST(COUNT(*) AS BIGINT) FROM ledger_entries WHERE kind = 'ad_charge' \
-                 GROUP BY reference HAVING COUNT(*) > 1 ORDER BY reference LIMIT 100",
-            )
-            .persistent(false)
-            .fetch_all(&mut *tx)
-            .await?;
-            (events, without_entry, entries_without_event, doubled)
-        });
+        let LedgerCheck {
+            events,
+            without_entry,
+            entries_without_event,
+            doubled,
+        } = backends.billing.ledger_check().await?;
         check.report.checked = events as u64;
         for (event, amount) in without_entry {
-            check.found(format!("ad event {event} billed {amount} without its ad_charge entry"), false);
+            check.found(
+                format!("ad event {event} billed {amount} without its ad_charge entry"),
+                false,
+            );
         }
         for (entry, user) in entries_without_event {
-            check.found(format!("ad_charge entry {entry} of {user} has no billed ad event"), false);
+            check.found(
+                format!("ad_charge entry {entry} of {user} has no billed ad event"),
+                false,
+            );
         }
         for (reference, n) in doubled {
-            check.found(format!("ad event {reference:?} has {n} ad_charge entries"), false);
+            check.found(
+                format!("ad event {reference:?} has {n} ad_charge entries"),
+                false,
+            );
         }
         anyhow::Ok(())
     }
@@ -434,7 +410,7 @@ async fn replicas(backends: &Backends, limits: Limits) -> CheckReport {
         return check.skipped("the embedded store has no replicas");
     }
     let result = async {
-        for r in backends.store.replica_status().await? {
+        for r in backends.shards.replica_status().await? {
             check.report.checked += 1;
             if !r.reachable {
                 check.found(format!("{}: does not answer", r.name), false);

@@ -130,7 +130,7 @@ pub async fn replay(
     }
     let total: u64 = report.spans.iter().map(|s| (s.to - s.from) as u64).sum();
     let ads = super::ads_service(backends);
-    let biller = Biller::new(backends.store.clone(), ads.clone());
+    let biller = Biller::new(backends.billing.clone(), ads.clone());
     for span in report.spans.clone() {
         let mut at = span.from;
         while at < span.to {
@@ -174,7 +174,7 @@ async fn ad_events(
     }
     let ids: Vec<String> = valid.iter().map(|e| e.event_id.clone()).collect();
     let known: HashSet<String> = backends
-        .store
+        .billing
         .ad_events_known(&ids)
         .await?
         .into_iter()

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::Backends;
 use crate::config::RetentionConfig;
-use crate::platform::sql::{Store, StoreError, in_tx};
+use crate::platform::sql::{Db, StoreError, in_tx};
 
 /// Rows older than these times (ms since the epoch) are past their window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -72,9 +72,12 @@ const OUTBOX: Target = Target {
              (SELECT id FROM outbox WHERE sent_at_ms IS NOT NULL AND sent_at_ms < $1 ORDER BY id LIMIT $2)",
 };
 
-impl Store {
+/// The SQL of retention: counting and deleting what a [`Target`] names.
+struct Retention<'a>(&'a Db);
+
+impl Retention<'_> {
     async fn gc_count(&self, t: &Target, cutoff: i64) -> Result<u64, StoreError> {
-        let n = in_tx!(self, admin, |tx| {
+        let n = in_tx!(self.0, admin, |tx| {
             sqlx::query_scalar::<_, i64>(t.count)
                 .persistent(false)
                 .bind(cutoff)
@@ -95,7 +98,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let mut total = 0;
         loop {
-            let n = in_tx!(self, admin, |tx| {
+            let n = in_tx!(self.0, admin, |tx| {
                 sqlx::query(t.delete)
                     .persistent(false)
                     .bind(cutoff)
@@ -123,7 +126,7 @@ pub async fn gc(
     dry_run: bool,
     progress: &(dyn Fn(u64) + Sync),
 ) -> anyhow::Result<GcReport> {
-    let store = &backends.store;
+    let store = Retention(&backends.db);
     let batch = batch.max(1);
     let mut report = GcReport {
         dry_run,

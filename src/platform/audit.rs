@@ -2,7 +2,7 @@
 //! Rows are appended inside the transaction of the change they describe and
 //! never updated or deleted.
 
-use crate::platform::sql::{Store, StoreError, in_tx};
+use crate::platform::sql::{Db, StoreError, in_tx};
 
 /// One row of the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -21,7 +21,19 @@ pub struct AuditEntry {
     pub created_at_ms: i64,
 }
 
-impl Store {
+/// The audit trail's reader (rows are written by [`audit_record!`] inside
+/// each area's own transactions). Cheap to clone.
+#[derive(Clone)]
+pub struct AuditStore {
+    db: Db,
+}
+
+impl AuditStore {
+    /// The audit trail over `db`.
+    pub fn new(db: Db) -> AuditStore {
+        AuditStore { db }
+    }
+
     /// The newest audit entries, optionally for one target.
     pub async fn audit_entries(
         &self,
@@ -30,7 +42,7 @@ impl Store {
     ) -> Result<Vec<AuditEntry>, StoreError> {
         const SQL: &str = "SELECT id, actor, action, target, details, created_at_ms FROM audit_log \
              WHERE ($1 = '' OR target = $1) ORDER BY id DESC LIMIT $2";
-        let rows = in_tx!(self, primary, |tx| {
+        let rows = in_tx!(self.db, primary, |tx| {
             sqlx::query_as::<_, (i64, String, String, String, String, i64)>(SQL)
                 .persistent(false)
                 .bind(target.unwrap_or_default())

@@ -1,6 +1,7 @@
-//! What several areas share: the SQL plumbing (pools, replicas, shards,
-//! migrations), auth (tokens and scopes), the audit trail, Redis and MongoDB
-//! handles. Nothing here knows about wallets, campaigns or ads.
+//! What several areas share: the SQL plumbing (pools, replicas and their
+//! routing, sessions, lanes, migrations), auth (tokens and scopes, and
+//! their store), the audit trail, Redis and MongoDB handles. Nothing here
+//! knows about wallets, campaigns or ads.
 
 pub mod audit;
 pub mod auth;

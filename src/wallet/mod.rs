@@ -1,12 +1,13 @@
-//! The wallet area: its model, the batching service, the SQL that moves money,
-//! and the `balance_updated` events it publishes.
+//! The wallet area: its model, its rules (pure), the batching service, its
+//! store (the SQL that moves money, on either engine) and the
+//! `balance_updated` events it publishes.
 
 pub mod events;
 pub mod model;
 pub mod rules;
 mod service;
 mod store;
-pub(crate) use store::MoneyConn;
+pub use store::{GroupAnswer, MoneyConn, WalletStore};
 
 pub use events::BalanceUpdated;
 pub use model::{

@@ -6,7 +6,7 @@
 //! [`MAX_BATCH`] commands in arrival order, groups them by user, and applies
 //! every user's batch in one transaction with one commit: one fsync and one
 //! synchronous-replication round trip for many users
-//! ([`Store::apply_group`]). Each command is still accepted or refused on
+//! ([`WalletStore::apply_group`]). Each command is still accepted or refused on
 //! its own, in arrival order per user; wallets are locked in user-id order.
 //! A lone request waits for nobody: with nothing in flight it is applied at
 //! once.
@@ -36,10 +36,11 @@ use futures::FutureExt;
 use std::panic::AssertUnwindSafe;
 use tokio::sync::oneshot;
 
+use super::WalletStore;
 use super::model::{MoneyCommand, Outcome, WalletRead};
 use crate::domain::UserId;
 use crate::lock::{Lease, LockError, UserLocks};
-use crate::platform::sql::{ReadConsistency, Store, StoreError};
+use crate::platform::sql::{ReadConsistency, StoreError};
 
 /// The most commands one transaction applies; the rest wait for the next.
 pub const MAX_BATCH: usize = 256;
@@ -104,7 +105,7 @@ impl Queue {
 /// Moves money and reads balances. Cheap to clone.
 #[derive(Clone)]
 pub struct WalletService {
-    store: Store,
+    store: WalletStore,
     locks: Arc<dyn UserLocks>,
     queue: Arc<Mutex<Queue>>,
     /// Woken when a command arrives while a leader gathers.
@@ -126,7 +127,7 @@ pub struct Limits {
 
 impl WalletService {
     /// Ties a store to a lock, with these queueing limits.
-    pub fn new(store: Store, locks: Arc<dyn UserLocks>, limits: Limits) -> Self {
+    pub fn new(store: WalletStore, locks: Arc<dyn UserLocks>, limits: Limits) -> Self {
         WalletService {
             store,
             locks,
@@ -141,7 +142,7 @@ impl WalletService {
     }
 
     /// The store underneath.
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &WalletStore {
         &self.store
     }
 

@@ -158,7 +158,7 @@ async fn kafka_down_makes_display_unready_and_money_still_moves() {
         .post(&format!("/wallet/{u}/deduct"), amount(30), Some(&key()))
         .await;
     assert_eq!((s, b["balance"].as_i64()), (200, Some(70)), "{b}");
-    let backlog = env.backends().await.store.outbox_backlog().await.unwrap();
+    let backlog = env.backends().await.outbox.outbox_backlog().await.unwrap();
     assert!(backlog >= 3, "the events wait in the outbox: {backlog}");
 }
 

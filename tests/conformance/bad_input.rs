@@ -208,7 +208,7 @@ conformance!(
         // Scopes: a read-only token reads but cannot move money.
         let backends = env.backends().await;
         let reader = backends
-            .store
+            .tokens
             .create_token(
                 "reader",
                 &walletctl_core::platform::auth::Scopes::parse("read").unwrap(),
@@ -239,7 +239,11 @@ conformance!(
             );
         }
         // A revoked token stops working (the cache only holds known-good tokens briefly).
-        backends.store.revoke_token("reader", "test").await.unwrap();
+        backends
+            .tokens
+            .revoke_token("reader", "test")
+            .await
+            .unwrap();
 
         assert_eq!(app.balance(&u).await, 500, "nothing changed");
         let (_, history_after) = app

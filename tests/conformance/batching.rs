@@ -25,8 +25,8 @@ fn cmd(user: &UserId, delta: i64, key: &str) -> MoneyCommand {
 
 conformance!(a_batch_decides_each_command_in_order, |env| {
     let backends = env.backends().await;
-    let store = &backends.store;
-    store.migrate().await.unwrap();
+    let store = &backends.wallets;
+    backends.db.migrate().await.unwrap();
     let u = UserId::parse(&crate::user()).unwrap();
     store
         .create_wallet(&u, &Region::parse("SOUTH_EAST").unwrap(), "test")
@@ -86,8 +86,8 @@ conformance!(a_batch_decides_each_command_in_order, |env| {
 
 conformance!(a_batch_for_an_unknown_wallet_leaves_nothing_behind, |env| {
     let backends = env.backends().await;
-    let store = &backends.store;
-    store.migrate().await.unwrap();
+    let store = &backends.wallets;
+    backends.db.migrate().await.unwrap();
     let u = UserId::parse(&crate::user()).unwrap();
     let key = format!("{}-k", env.id);
     let out = store
@@ -96,7 +96,7 @@ conformance!(a_batch_for_an_unknown_wallet_leaves_nothing_behind, |env| {
         .unwrap();
     assert!(
         out.iter()
-            .all(|r| matches!(r, Err(StoreError::WalletNotFound))),
+            .all(|r| matches!(r, Err(StoreError::NotFound("wallet")))),
         "{out:?}"
     );
     // The keys were not spent: once the wallet exists, they work.

@@ -63,7 +63,8 @@ async fn advertisers(app: &App) -> (String, String) {
 conformance!(a_batch_bills_exactly_like_one_event_at_a_time, |env| {
     let app = env.spawn().await;
     let ((a, b), (a2, b2)) = (advertisers(&app).await, advertisers(&app).await);
-    let store = env.backends().await.store;
+    let backends = env.backends().await;
+    let store = &backends.billing;
     let together = store.bill_batch(&batch("t", &a, &b)).await.unwrap();
     let mut apart = Vec::new();
     for (e, t) in batch("p", &a2, &b2) {
@@ -118,7 +119,8 @@ conformance!(a_batch_bills_exactly_like_one_event_at_a_time, |env| {
         assert_eq!(app.balance(u).await, 500);
     }
     for u in [&b, &b2] {
-        let (sum, balance) = store
+        let (sum, balance) = backends
+            .wallets
             .ledger_sum(&walletctl_core::domain::UserId::parse(u).unwrap())
             .await
             .unwrap();

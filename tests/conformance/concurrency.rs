@@ -63,7 +63,7 @@ async fn assert_drained(env: &TestEnv, app: &App, u: &str) {
     let (sum, balance) = env
         .backends()
         .await
-        .store
+        .wallets
         .ledger_sum(&UserId::parse(u).unwrap())
         .await
         .unwrap();

@@ -84,7 +84,7 @@ fn comparable(r: &Result<Outcome, StoreError>) -> String {
             });
             format!("replayed={} {result:?}", o.replayed)
         }
-        Err(StoreError::WalletNotFound) => "wallet_not_found".into(),
+        Err(StoreError::NotFound("wallet")) => "wallet_not_found".into(),
         Err(StoreError::IdempotencyKeyReused) => "idempotency_key_reused".into(),
         Err(e) => panic!("an engine failed: {e}"),
     }
@@ -196,9 +196,9 @@ macro_rules! read_all {
 
 async fn prepared(env: &TestEnv) -> Backends {
     let b = env.backends().await;
-    b.store.migrate().await.unwrap();
+    b.db.migrate().await.unwrap();
     for u in USERS {
-        b.store
+        b.wallets
             .create_wallet(
                 &UserId::parse(u).unwrap(),
                 &Region::parse("SOUTH_EAST").unwrap(),
@@ -259,13 +259,13 @@ async fn run_seed(seed: u64) {
         };
         let (a, b) = if group.len() == 1 {
             (
-                vec![sqlite.store.apply_batch(&group[0]).await.unwrap()],
-                vec![pg.store.apply_batch(&group[0]).await.unwrap()],
+                vec![sqlite.wallets.apply_batch(&group[0]).await.unwrap()],
+                vec![pg.wallets.apply_batch(&group[0]).await.unwrap()],
             )
         } else {
             (
-                sqlite.store.apply_group(&group).await.unwrap(),
-                pg.store.apply_group(&group).await.unwrap(),
+                sqlite.wallets.apply_group(&group).await.unwrap(),
+                pg.wallets.apply_group(&group).await.unwrap(),
             )
         };
         let flat = |answers: Vec<Vec<Result<Outcome, StoreError>>>| -> Vec<String> {
@@ -302,8 +302,8 @@ async fn run_seed(seed: u64) {
         !x.ledger.is_empty(),
         "seed {seed} moved no money: a vacuous run"
     );
-    sqlite.store.close().await;
-    pg.store.close().await;
+    sqlite.db.close().await;
+    pg.db.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -74,7 +74,7 @@ conformance!(
             }
         }
         assert_eq!(
-            backends.store.outbox_backlog().await.unwrap(),
+            backends.outbox.outbox_backlog().await.unwrap(),
             0,
             "everything was marked sent"
         );

@@ -27,16 +27,17 @@ async fn concurrent_mixed_queries_through_pgbouncer_all_answer_right() {
         "this test must go through PgBouncer: {url}"
     );
     let backends = env.backends().await;
-    backends.store.migrate().await.unwrap();
-    let store = Arc::new(backends.store.clone());
-    let token = store
+    backends.db.migrate().await.unwrap();
+    let store = Arc::new(backends.wallets.clone());
+    let tokens = backends.tokens.clone();
+    let token = tokens
         .create_token("pgb", &Scopes::all(), "test")
         .await
         .unwrap();
 
     let tasks: Vec<_> = (0..16)
         .map(|t| {
-            let (store, secret) = (store.clone(), token.secret.clone());
+            let (store, tokens, secret) = (store.clone(), tokens.clone(), token.secret.clone());
             tokio::spawn(async move {
                 let user = UserId::parse(&format!("pgb{t}")).unwrap();
                 let region = Region::parse(if t % 2 == 0 {
@@ -71,7 +72,7 @@ async fn concurrent_mixed_queries_through_pgbouncer_all_answer_right() {
                     );
                     let (sum, balance) = store.ledger_sum(&user).await.unwrap();
                     assert_eq!((sum, balance), (expected, expected), "task {t} op {i}");
-                    let info = store.verify_token(&secret).await.unwrap().unwrap();
+                    let info = tokens.verify_token(&secret).await.unwrap().unwrap();
                     assert_eq!(info.name, "pgb");
                     // And a read on the synchronous standby agrees.
                     let w = store.wallet(&user, ReadConsistency::Strong).await.unwrap();

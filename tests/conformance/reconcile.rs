@@ -79,7 +79,7 @@ conformance!(
         app.stop().await;
 
         // With no service running, plant one of each:
-        let store = &backends.store;
+        let store = &backends.wallets;
         // a balance its ledger does not explain;
         env.sql(&format!(
             "UPDATE wallets SET balance = balance + 7 WHERE user_id = '{rich}'"
@@ -107,7 +107,7 @@ conformance!(
             lifetime: 50_000,
             daily: None,
         };
-        store.bill(&click, Some(&terms)).await.unwrap();
+        backends.billing.bill(&click, Some(&terms)).await.unwrap();
         // an ad charge with no event, and an event billed with no charge;
         store
             .apply(&command(&rich, EntryKind::AdCharge, -5, "stray"))
@@ -230,7 +230,7 @@ conformance!(serve_reconciles_on_a_schedule_when_configured, |env| {
     };
     env.backends()
         .await
-        .store
+        .billing
         .bill(&click, Some(&terms))
         .await
         .unwrap();

@@ -207,7 +207,7 @@ conformance!(
         let again = run(&env, &skipped, true).await;
         assert_eq!((again.already_applied, again.to_apply), (3, 0));
         let balance = backends
-            .store
+            .wallets
             .ledger_sum(&walletctl_core::domain::UserId::parse(&u).unwrap())
             .await
             .unwrap();

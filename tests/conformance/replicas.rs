@@ -68,7 +68,7 @@ async fn a_shard_assignment_reaches_every_instance() {
     // Another process (as `walletctl shards assign` is) moves the region.
     let other = env.backends().await;
     other
-        .store
+        .shards
         .assign_region(
             &Region::parse("SOUTH_WEST").unwrap(),
             &["se1".to_owned()],
@@ -76,7 +76,7 @@ async fn a_shard_assignment_reaches_every_instance() {
         )
         .await
         .unwrap();
-    let assignments = other.store.shard_assignments().await.unwrap();
+    let assignments = other.shards.shard_assignments().await.unwrap();
     assert!(
         assignments
             .iter()
@@ -97,7 +97,7 @@ async fn a_shard_assignment_reaches_every_instance() {
         "the serving instance picked up the new map"
     );
     let err = other
-        .store
+        .shards
         .assign_region(
             &Region::parse("SOUTH_WEST").unwrap(),
             &["nope".to_owned()],

@@ -11,7 +11,7 @@ use super::{amount, user};
 
 async fn drained(backends: &walletctl_core::Backends) {
     for _ in 0..600 {
-        if backends.store.outbox_backlog().await.unwrap() == 0 {
+        if backends.outbox.outbox_backlog().await.unwrap() == 0 {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -92,12 +92,12 @@ conformance!(retention_removes_exactly_what_is_past_its_window, |env| {
         .await;
     assert_eq!(after["entries"].as_array().unwrap().len(), entries);
     let (sum, balance) = backends
-        .store
+        .wallets
         .ledger_sum(&walletctl_core::domain::UserId::parse(&u).unwrap())
         .await
         .unwrap();
     assert_eq!((sum, balance), (50, 50));
-    let audit = backends.store.audit_entries(Some(&u), 10).await.unwrap();
+    let audit = backends.audit.audit_entries(Some(&u), 10).await.unwrap();
     assert_eq!(audit.len(), 1, "the wallet's creation is still audited");
     // A newer key still replays; an old one is a new request now.
     let again = credit(&app, &u, &new[0]).await;

@@ -97,7 +97,7 @@ conformance!(create_credit_deduct_and_history_add_up, |env| {
 
     let backends = env.backends().await;
     let (ledger, balance) = backends
-        .store
+        .wallets
         .ledger_sum(&walletctl_core::domain::UserId::parse(&u).unwrap())
         .await
         .unwrap();

@@ -229,7 +229,7 @@ pub(super) async fn billing(
         .with_details(serde_json::json!({ "field": "limit" })));
     }
     state.ads.get(&id).await?;
-    let store = &state.backends.store;
+    let store = &state.backends.billing;
     // Events first: the totals, read after, count at least every event listed.
     let events = store.ad_events(id.as_str(), i64::from(limit)).await?;
     let totals = store.campaign_billing(id.as_str()).await?;

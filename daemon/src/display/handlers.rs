@@ -1,16 +1,14 @@
-use std::collections::HashSet;
+//! The display routes' handlers: each parses its request, calls the
+//! display service (`walletctl_core::display::DisplayService`) and answers.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
-use walletctl_core::ads::Campaign;
+use serde::Deserialize;
 use walletctl_core::ads::assets::Asset;
-use walletctl_core::display::{AdEvent, AdEventKind, Claims, TokenError, parse_label, pick};
+use walletctl_core::display::{AdAnswer, AdRequest, RecordError, TokenError, parse_label};
 use walletctl_core::domain::UserId;
-use walletctl_core::events::{Record, topic};
-use walletctl_core::now_ms;
 
 use super::page;
 use crate::http::error::ApiError;
@@ -40,40 +38,8 @@ pub(super) struct AdQuery {
     advertiser: Option<String>,
 }
 
-/// What is shown.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub(crate) struct ShownCreative {
-    /// The headline.
-    pub title: String,
-    /// The image: on the CDN when uploaded to walletctl.
-    pub asset_url: String,
-    /// Where a click ends up (through `click_url`).
-    pub landing_url: String,
-}
-
-/// One ad decision.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub(crate) struct AdAnswer {
-    /// The campaign shown.
-    pub campaign_id: String,
-    /// What to show.
-    pub creative: ShownCreative,
-    /// Fetch once when the ad is shown: 204, or a 1×1 GIF for an `<img>`.
-    pub impression_url: String,
-    /// Where the ad links: redirects to the landing page.
-    pub click_url: String,
-    /// When both URLs stop being accepted, ms since the epoch.
-    pub expires_at_ms: i64,
-}
-
-struct Request {
-    slot: String,
-    viewer: Option<String>,
-    advertiser: Option<UserId>,
-}
-
-fn parse(q: AdQuery) -> Result<Request, ApiError> {
-    Ok(Request {
+fn parse(q: AdQuery) -> Result<AdRequest, ApiError> {
+    Ok(AdRequest {
         slot: parse_label("slot", &q.slot).map_err(ApiError::invalid)?,
         viewer: q
             .viewer
@@ -87,73 +53,6 @@ fn parse(q: AdQuery) -> Result<Request, ApiError> {
             .map(UserId::parse)
             .transpose()
             .map_err(ApiError::invalid)?,
-    })
-}
-
-/// [`choose`], counted in `display_decisions_total`.
-async fn decision(state: &AppState, req: &Request) -> Option<AdAnswer> {
-    let ad = choose(state, req).await;
-    let result = if ad.is_some() { "served" } else { "empty" };
-    metrics::counter!("display_decisions_total", "result" => result).increment(1);
-    ad
-}
-
-/// Picks an ad for `req` and signs its URLs; `None` when nothing can be served.
-async fn choose(state: &AppState, req: &Request) -> Option<AdAnswer> {
-    let d = &state.display;
-    let candidates = match &req.advertiser {
-        Some(user) => d.candidates.for_user(user).await,
-        None => d.candidates.pool(),
-    };
-    let now = now_ms();
-    // The campaigns this viewer has seen up to the cap.
-    let capped_out: HashSet<&str> = match (&d.cap, &req.viewer) {
-        (Some(cap), Some(viewer)) => {
-            let ids: Vec<&str> = candidates.iter().map(|c| c.campaign_id.as_str()).collect();
-            let allowed = cap.allowed(viewer, &ids).await;
-            ids.into_iter()
-                .zip(allowed)
-                .filter_map(|(id, ok)| (!ok).then_some(id))
-                .collect()
-        }
-        _ => HashSet::new(),
-    };
-    let allowed = |c: &Campaign| !capped_out.contains(c.campaign_id.as_str());
-    let chosen = pick::pick(&candidates, now, &mut rand::rng(), allowed)?.clone();
-    if let (Some(cap), Some(viewer)) = (&d.cap, &req.viewer) {
-        cap.record(viewer, &chosen.campaign_id).await;
-    }
-    let expires_at = now / 1000 + d.token_ttl_secs;
-    let decision = uuid::Uuid::new_v4().simple().to_string();
-    let claims = |kind: AdEventKind, landing: Option<String>| Claims {
-        decision: decision.clone(),
-        kind,
-        campaign_id: chosen.campaign_id.clone(),
-        user_id: chosen.user_id.clone(),
-        slot: req.slot.clone(),
-        viewer: req.viewer.clone(),
-        landing,
-        expires_at,
-    };
-    let imp = d.signer.sign(&claims(AdEventKind::Impression, None));
-    let clk = d.signer.sign(&claims(
-        AdEventKind::Click,
-        Some(chosen.creative.landing_url.clone()),
-    ));
-    let asset_url = match &chosen.creative.asset_id {
-        Some(hash) => format!("{}/assets/{hash}", d.cdn_base),
-        None => chosen.creative.asset_url.clone(),
-    };
-    Some(AdAnswer {
-        campaign_id: chosen.campaign_id.clone(),
-        creative: ShownCreative {
-            title: chosen.creative.title.clone(),
-            asset_url,
-            landing_url: chosen.creative.landing_url.clone(),
-        },
-        impression_url: format!("{}/i/{imp}", d.public_url),
-        click_url: format!("{}/c/{clk}", d.public_url),
-        expires_at_ms: expires_at * 1000,
     })
 }
 
@@ -174,7 +73,7 @@ pub(super) async fn decide(
     ApiQuery(q): ApiQuery<AdQuery>,
 ) -> Result<Response, ApiError> {
     let req = parse(q)?;
-    let answer = decision(&state, &req).await;
+    let answer = state.display.decide(&req).await;
     Ok(no_store(match answer {
         Some(ad) => Json(ad).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
@@ -182,12 +81,6 @@ pub(super) async fn decide(
 }
 
 fn token_error(e: TokenError) -> ApiError {
-    metrics::counter!("display_tokens_refused_total", "reason" => match e {
-        TokenError::Malformed => "malformed",
-        TokenError::Forged => "forged",
-        TokenError::Expired => "expired",
-    })
-    .increment(1);
     match e {
         TokenError::Malformed => {
             ApiError::new(StatusCode::BAD_REQUEST, "invalid_token", e.to_string())
@@ -197,52 +90,18 @@ fn token_error(e: TokenError) -> ApiError {
     }
 }
 
-fn verify(state: &AppState, token: &str, kind: AdEventKind) -> Result<Claims, ApiError> {
-    let claims = state
-        .display
-        .signer
-        .verify(token, now_ms() / 1000)
-        .map_err(token_error)?;
-    if claims.kind != kind {
-        return Err(token_error(TokenError::Malformed));
+impl From<RecordError> for ApiError {
+    fn from(e: RecordError) -> Self {
+        match e {
+            RecordError::Token(t) => token_error(t),
+            RecordError::EventsUnavailable => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "events_unavailable",
+                "the event log did not take the event; retry",
+            )
+            .with_retry_after(1),
+        }
     }
-    Ok(claims)
-}
-
-/// Publishes the token's event to `ad_events`, keyed by campaign.
-async fn publish(state: &AppState, claims: &Claims) -> Result<(), ApiError> {
-    let event = AdEvent {
-        event_id: claims.event_id(),
-        kind: claims.kind,
-        campaign_id: claims.campaign_id.clone(),
-        user_id: claims.user_id.clone(),
-        slot: claims.slot.clone(),
-        viewer: claims.viewer.clone(),
-        decision_id: claims.decision.clone(),
-        occurred_at_ms: now_ms(),
-    };
-    let payload = serde_json::to_string(&event).map_err(ApiError::internal)?;
-    let sent = state
-        .backends
-        .events
-        .publish(&[Record {
-            topic: topic::AD_EVENTS,
-            key: &event.campaign_id,
-            payload: &payload,
-        }])
-        .await;
-    let result = if sent.is_ok() { "published" } else { "failed" };
-    metrics::counter!("display_events_total", "kind" => event.kind.as_str(), "result" => result)
-        .increment(1);
-    sent.map_err(|e| {
-        tracing::warn!(error = %e, event = %event.event_id, "ad event not published");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "events_unavailable",
-            "the event log did not take the event; retry",
-        )
-        .with_retry_after(1)
-    })
 }
 
 #[utoipa::path(get, path = "/i/{token}", tag = "display",
@@ -257,8 +116,7 @@ pub(super) async fn impression(
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let claims = verify(&state, &token, AdEventKind::Impression)?;
-    publish(&state, &claims).await?;
+    state.display.impression(&token).await?;
     let wants_image = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -281,13 +139,7 @@ pub(super) async fn click(
     State(state): State<AppState>,
     Path(token): Path<String>,
 ) -> Result<Response, ApiError> {
-    let claims = verify(&state, &token, AdEventKind::Click)?;
-    let Some(landing) = claims.landing.clone() else {
-        return Err(token_error(TokenError::Malformed));
-    };
-    // The viewer gets where they were going even if the event cannot be
-    // logged: an unlogged click is never charged (it is counted and logged).
-    let _ = publish(&state, &claims).await;
+    let landing = state.display.click(&token).await?;
     let location =
         HeaderValue::from_str(&landing).map_err(|_| token_error(TokenError::Malformed))?;
     Ok(no_store(
@@ -322,7 +174,7 @@ pub(super) async fn embed(
     ApiQuery(q): ApiQuery<AdQuery>,
 ) -> Result<Response, ApiError> {
     let req = parse(q)?;
-    let ad = decision(&state, &req).await;
+    let ad = state.display.decide(&req).await;
     Ok(html(page::frame(ad.as_ref())))
 }
 
@@ -383,21 +235,12 @@ pub(super) async fn asset(
             let t = t.trim();
             t == "*" || t.trim_start_matches("W/") == etag
         });
-    let asset = match state.display.assets.get(&name).await {
-        Some(a) => a,
-        None => {
-            let found = state
-                .backends
-                .campaigns
-                .get_asset(&name)
-                .await
-                .map_err(walletctl_core::ads::AdsError::Store)?
-                .ok_or_else(not_found)?;
-            let a = std::sync::Arc::new(found);
-            state.display.assets.insert(name.clone(), a.clone()).await;
-            a
-        }
-    };
+    let asset = state
+        .display
+        .asset(&name)
+        .await
+        .map_err(walletctl_core::ads::AdsError::Store)?
+        .ok_or_else(not_found)?;
     metrics::counter!("display_asset_requests_total", "result" => if matches { "not_modified" } else { "served" }).increment(1);
     if matches {
         return Ok((StatusCode::NOT_MODIFIED, cached).into_response());

@@ -1,6 +1,8 @@
 //! The HTML the display service writes: the frame a publisher embeds and
 //! the demo publisher page around it.
 
+use walletctl_core::display::AdAnswer;
+
 /// Escapes text for HTML content and double-quoted attributes.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -20,7 +22,7 @@ pub fn escape(s: &str) -> String {
 /// The frame around one ad: the creative, linked to the click URL (which
 /// opens in the top window), and the impression pixel. An empty frame when
 /// there is no ad.
-pub fn frame(ad: Option<&super::handlers::AdAnswer>) -> String {
+pub fn frame(ad: Option<&AdAnswer>) -> String {
     let body = match ad {
         None => "<!-- no ad -->".to_owned(),
         Some(ad) => format!(

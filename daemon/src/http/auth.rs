@@ -13,8 +13,8 @@ use std::time::Duration;
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use walletctl_core::platform::auth::TokenStore;
 use walletctl_core::platform::auth::{Scope, TokenInfo};
-use walletctl_core::platform::sql::Store;
 
 use super::error::ApiError;
 
@@ -27,14 +27,14 @@ const CACHE_CAPACITY: u64 = 50_000;
 /// Checks bearer secrets against the store, through a bounded TTL cache.
 #[derive(Clone)]
 pub struct Authenticator {
-    store: Store,
+    store: TokenStore,
     /// Keyed by the secret's digest; `None` remembers an unknown or revoked token.
     checked: moka::future::Cache<[u8; 32], Option<TokenInfo>>,
 }
 
 impl Authenticator {
     /// An authenticator over the store's token table.
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: TokenStore) -> Self {
         Authenticator {
             store,
             checked: moka::future::Cache::builder()

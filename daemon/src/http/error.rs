@@ -147,30 +147,42 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::WalletNotFound => ApiError::new(
+            StoreError::NotFound(what) => ApiError::new(
                 StatusCode::NOT_FOUND,
-                "wallet_not_found",
-                "no wallet for this user",
+                match what {
+                    "wallet" => "wallet_not_found",
+                    _ => "not_found",
+                },
+                match what {
+                    "wallet" => "no wallet for this user".to_owned(),
+                    _ => format!("no {what} for this key"),
+                },
             ),
-            StoreError::WalletExists => ApiError::new(
+            StoreError::Exists(what) => ApiError::new(
                 StatusCode::CONFLICT,
-                "wallet_exists",
-                "a wallet for this user already exists",
+                match what {
+                    "wallet" => "wallet_exists",
+                    "token" => "token_exists",
+                    _ => "exists",
+                },
+                match what {
+                    "wallet" => "a wallet for this user already exists".to_owned(),
+                    "token" => "a token with this name already exists".to_owned(),
+                    _ => format!("a {what} with this key already exists"),
+                },
             ),
             StoreError::IdempotencyKeyReused => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",
                 "this Idempotency-Key was already used with a different request; use a new key",
             ),
-            StoreError::TokenExists => ApiError::new(
-                StatusCode::CONFLICT,
-                "token_exists",
-                "a token with this name already exists",
-            ),
-            StoreError::UnknownReplica(r) => ApiError::new(
+            StoreError::Unknown { what, name } => ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "unknown_replica",
-                format!("unknown replica {r:?}"),
+                match what {
+                    "replica" => "unknown_replica",
+                    _ => "unknown_name",
+                },
+                format!("unknown {what} {name:?}"),
             ),
             StoreError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "database unavailable");

@@ -11,10 +11,7 @@
 //! backends that are down but not their raw errors (which carry user names
 //! and addresses).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
@@ -26,6 +23,7 @@ use serde_json::json;
 use walletctl_core::Probe;
 use walletctl_core::app::{Need, PROBE_TIMEOUT, probe};
 
+pub use crate::http::readiness::ReadinessCache;
 use crate::service::Service;
 use crate::state::AppState;
 
@@ -34,31 +32,6 @@ pub const READY_DEADLINE: Duration = Duration::from_millis(1500);
 
 /// How long a readiness answer is reused.
 pub const READY_CACHE: Duration = Duration::from_secs(1);
-
-/// One service's readiness answer and when it was taken.
-type Answer = (Instant, Vec<Probe>);
-
-/// Recent readiness answers, the write probe in flight (at most one: a
-/// commit blocked on a lost standby must not be joined by another each
-/// second), and whether the process is stopping.
-#[derive(Clone, Default)]
-pub struct ReadinessCache {
-    answers: Arc<Mutex<HashMap<Service, Answer>>>,
-    write_probe: Arc<tokio::sync::Mutex<()>>,
-    stopping: Arc<AtomicBool>,
-}
-
-impl ReadinessCache {
-    /// From now on `/readyz` answers `503 stopping`, so load balancers stop
-    /// sending requests while the process still answers them.
-    pub fn stopping(&self) {
-        self.stopping.store(true, Ordering::Relaxed);
-    }
-
-    fn is_stopping(&self) -> bool {
-        self.stopping.load(Ordering::Relaxed)
-    }
-}
 
 /// The health routes of `service`.
 pub fn routes(service: Service) -> axum::Router<AppState> {
@@ -114,7 +87,7 @@ pub async fn probes(state: &AppState, service: Service) -> Vec<Probe> {
 /// deadline: if it blocks, the next probes report it without adding another.
 async fn write_probe(state: &AppState) -> Probe {
     const NAME: &str = "postgres_write";
-    let Ok(guard) = state.readiness.write_probe.clone().try_lock_owned() else {
+    let Some(guard) = state.readiness.try_write_probe() else {
         return Probe {
             name: NAME.into(),
             ok: false,
@@ -122,7 +95,7 @@ async fn write_probe(state: &AppState) -> Probe {
             error: Some("an earlier write probe has not committed yet: commits are blocked (is the synchronous standby down?)".into()),
         };
     };
-    let store = state.backends.store.clone();
+    let store = state.backends.db.clone();
     let task = tokio::spawn(async move {
         let res = store.ping_write().await.map_err(|e| e.to_string());
         drop(guard);
@@ -144,17 +117,7 @@ async fn readyz(State(state): State<AppState>, parts: Parts, service: Service) -
         )
             .into_response();
     }
-    let cached = {
-        let answers = state
-            .readiness
-            .answers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        answers
-            .get(&service)
-            .filter(|(at, _)| at.elapsed() < READY_CACHE)
-            .map(|(_, checks)| checks.clone())
-    };
+    let cached = state.readiness.recent(service, READY_CACHE);
     let checks = match cached {
         Some(checks) => checks,
         None => {
@@ -173,12 +136,7 @@ async fn readyz(State(state): State<AppState>, parts: Parts, service: Service) -
             for p in checks.iter().filter(|p| !p.ok) {
                 tracing::warn!(service = service.name(), backend = %p.name, error = p.error.as_deref().unwrap_or(""), "backend not answering");
             }
-            state
-                .readiness
-                .answers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(service, (Instant::now(), checks.clone()));
+            state.readiness.keep(service, checks.clone());
             checks
         }
     };

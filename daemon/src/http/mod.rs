@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod limits;
+pub mod readiness;
 pub mod telemetry;
 
 /// Checks a committed OpenAPI document (`docs/{file}`) against the code and

@@ -196,7 +196,7 @@ pub(super) async fn create(
     caller.require(Scope::Credit)?;
     let wallet = state
         .backends
-        .store
+        .wallets
         .create_wallet(&user, &body.region, caller.name())
         .await?;
     Ok((StatusCode::CREATED, Json(WalletBody::new(wallet, None))).into_response())
@@ -497,7 +497,7 @@ pub(super) async fn history(
     };
     let page = state
         .backends
-        .store
+        .wallets
         .history(&user, q.before, limit, q.consistency)
         .await?;
     Ok(Json(page).into_response())

@@ -27,7 +27,7 @@ const BATCH: usize = 256;
 
 /// Consumes until `stop` is cancelled.
 pub async fn run(state: AppState, stop: CancellationToken) {
-    let biller = Biller::new(state.backends.store.clone(), state.ads.clone());
+    let biller = Biller::new(state.backends.billing.clone(), state.ads.clone());
     let copier = {
         let (b, stop) = (biller.clone(), stop.clone());
         tokio::spawn(async move {

@@ -26,7 +26,7 @@ const REPLICAS_EVERY: Duration = Duration::from_secs(5);
 /// `wallet_replica_up` and `wallet_replica_lag_seconds` per standby, as the
 /// primary sees them (one instance reports: the relay leader).
 async fn replica_gauges(backends: &Backends) {
-    match backends.store.replica_status().await {
+    match backends.shards.replica_status().await {
         Ok(replicas) => {
             for r in replicas {
                 metrics::gauge!("wallet_replica_up", "replica" => r.name.clone())
@@ -52,7 +52,7 @@ pub async fn run(backends: Backends, stop: CancellationToken) {
     let mut replicas_at = Instant::now() - REPLICAS_EVERY;
     loop {
         let leader = match backends
-            .store
+            .outbox
             .take_relay_lease(&holder, LEASE_TTL.as_millis() as i64)
             .await
         {
@@ -71,7 +71,7 @@ pub async fn run(backends: Backends, stop: CancellationToken) {
         }
         if leader && backlog_at.elapsed() >= BACKLOG_EVERY {
             backlog_at = Instant::now();
-            if let Ok(n) = backends.store.outbox_backlog().await {
+            if let Ok(n) = backends.outbox.outbox_backlog().await {
                 metrics::gauge!("outbox_backlog").set(n as f64);
             }
             if backends.config.postgres.is_some() && replicas_at.elapsed() >= REPLICAS_EVERY {
@@ -104,11 +104,11 @@ pub async fn run(backends: Backends, stop: CancellationToken) {
         };
         tokio::select! {
             _ = stop.cancelled() => break,
-            _ = backends.store.outbox_written(), if failures == 0 && leader => {}
+            _ = backends.outbox.outbox_written(), if failures == 0 && leader => {}
             _ = tokio::time::sleep(pause) => {}
         }
     }
-    if let Err(e) = backends.store.release_relay_lease(&holder).await {
+    if let Err(e) = backends.outbox.release_relay_lease(&holder).await {
         tracing::debug!(error = %e, "outbox relay: could not release the lease; it expires by itself");
     }
     tracing::info!("outbox relay stopped");
@@ -116,5 +116,5 @@ pub async fn run(backends: Backends, stop: CancellationToken) {
 
 /// One round: how many events were relayed. The caller holds the lease.
 pub async fn relay_once(backends: &Backends) -> Result<usize, ()> {
-    walletctl_core::events::outbox::relay_once(&backends.store, &*backends.events, BATCH).await
+    walletctl_core::events::outbox::relay_once(&backends.outbox, &*backends.events, BATCH).await
 }

@@ -52,7 +52,7 @@ impl AdsService {
         let mut touched = Vec::new();
         for c in self.store.list(user, false).await? {
             let id = CampaignId::parse(&c.campaign_id).map_err(AdsError::Invalid)?;
-            let can_pay = balance >= c.min_charge();
+            let can_pay = c.can_pay(balance);
             let wallet_paused =
                 c.status == Status::Paused && c.status_reason == Some(StatusReason::WalletEmpty);
             let by_this_event = c.status_wallet_version == Some(wallet_version);
@@ -62,7 +62,7 @@ impl AdsService {
             // stopping spend when unsure is the safe side.
             let confirmed_can_pay = if c.status == Status::Active && !can_pay {
                 match self.balances.balance(user).await {
-                    Ok(b) => b.is_some_and(|b| b >= c.min_charge()),
+                    Ok(b) => c.wallet_can_pay(b),
                     Err(e) => {
                         tracing::warn!(campaign = %id, user = %user, error = %e,
                             "could not confirm the balance; pausing the campaign to be safe");
@@ -76,14 +76,12 @@ impl AdsService {
                 let (c, changed) = self
                     .modify(&id, |c| async move {
                         Ok(
-                            (c.status == Status::Active && balance < c.min_charge()).then(|| {
-                                Campaign {
-                                    status: Status::Paused,
-                                    status_reason: Some(StatusReason::WalletEmpty),
-                                    status_wallet_version: Some(wallet_version),
-                                    version: c.version + 1,
-                                    ..c
-                                }
+                            (c.status == Status::Active && !c.can_pay(balance)).then(|| Campaign {
+                                status: Status::Paused,
+                                status_reason: Some(StatusReason::WalletEmpty),
+                                status_wallet_version: Some(wallet_version),
+                                version: c.version + 1,
+                                ..c
                             }),
                         )
                     })
@@ -95,7 +93,7 @@ impl AdsService {
                     .balance(user)
                     .await
                     .map_err(AdsError::Wallet)?;
-                if confirmed.is_none_or(|b| b < c.min_charge()) {
+                if !c.wallet_can_pay(confirmed) {
                     None // the event ran ahead of what a strong read shows: a later event will resume it
                 } else {
                     let (c, changed) = self
@@ -190,7 +188,7 @@ impl AdsService {
                     b
                 }
             };
-            if balance.is_none_or(|b| b >= c.min_charge()) {
+            if balance.is_none_or(|b| c.can_pay(b)) {
                 out.push(c);
             }
         }
@@ -209,26 +207,13 @@ impl AdsService {
     ) -> Result<Option<Campaign>, AdsError> {
         let (c, changed) = self
             .modify(id, |c| async move {
-                let can_pay = balance.is_some_and(|b| b >= c.min_charge());
-                let wallet_paused = c.status == Status::Paused
-                    && c.status_reason == Some(StatusReason::WalletEmpty);
-                Ok(if c.status == Status::Active && !can_pay {
-                    Some(Campaign {
-                        status: Status::Paused,
-                        status_reason: Some(StatusReason::WalletEmpty),
+                Ok(c.follow_wallet(balance)
+                    .map(|(status, status_reason)| Campaign {
+                        status,
+                        status_reason,
                         version: c.version + 1,
                         ..c
-                    })
-                } else if wallet_paused && can_pay {
-                    Some(Campaign {
-                        status: Status::Active,
-                        status_reason: None,
-                        version: c.version + 1,
-                        ..c
-                    })
-                } else {
-                    None
-                })
+                    }))
             })
             .await?;
         if !changed {

@@ -47,7 +47,7 @@ impl AdsService {
                     .balance(&user)
                     .await
                     .map_err(AdsError::Wallet)?;
-                let can_pay = balance.is_some_and(|b| b >= c.min_charge());
+                let can_pay = c.wallet_can_pay(balance);
                 Ok(Some(Campaign {
                     status: if can_pay {
                         Status::Active

@@ -5,4 +5,4 @@ mod scopes;
 mod tokens;
 
 pub use scopes::{Scope, Scopes};
-pub use tokens::{NewToken, TokenInfo, digest, secret_digest};
+pub use tokens::{NewToken, TokenInfo, TokenStore, digest, secret_digest};

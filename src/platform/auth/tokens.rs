@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use super::Scopes;
 use crate::now_ms;
 use crate::platform::audit::audit_record;
-use crate::platform::sql::{Store, StoreError, in_tx};
+use crate::platform::sql::{Db, StoreError, in_tx};
 
 /// A token as the service sees it after checking it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +39,18 @@ pub fn digest(secret: &str) -> String {
     hex::encode(secret_digest(secret))
 }
 
-impl Store {
+/// The API tokens' store. Cheap to clone.
+#[derive(Clone)]
+pub struct TokenStore {
+    db: Db,
+}
+
+impl TokenStore {
+    /// The token store over `db`.
+    pub fn new(db: Db) -> TokenStore {
+        TokenStore { db }
+    }
+
     /// Creates a token. Names are unique. The creation is audited as `actor`'s.
     pub async fn create_token(
         &self,
@@ -51,7 +62,7 @@ impl Store {
         rand::rng().fill_bytes(&mut bytes);
         let secret = format!("wct_{}", hex::encode(bytes));
         let details = serde_json::json!({ "scopes": scopes.to_string() });
-        in_tx!(self, admin, |tx| {
+        in_tx!(self.db, admin, |tx| {
             let res = sqlx::query("INSERT INTO api_tokens (id, name, token_hash, scopes, created_at_ms) VALUES ($1, $2, $3, $4, $5)")
                 .persistent(false)
                 .bind(uuid::Uuid::new_v4().to_string())
@@ -63,7 +74,7 @@ impl Store {
                 .await;
             match res {
                 Err(e) if StoreError::is_unique_violation(&e) => {
-                    return Err(StoreError::TokenExists);
+                    return Err(StoreError::Exists("token"));
                 }
                 other => other?,
             };
@@ -80,7 +91,7 @@ impl Store {
     pub async fn verify_token(&self, secret: &str) -> Result<Option<TokenInfo>, StoreError> {
         const SQL: &str =
             "SELECT name, scopes FROM api_tokens WHERE token_hash = $1 AND revoked_at_ms IS NULL";
-        let row = in_tx!(self, primary, |tx| {
+        let row = in_tx!(self.db, primary, |tx| {
             sqlx::query_as::<_, (String, String)>(SQL)
                 .persistent(false)
                 .bind(digest(secret))
@@ -102,7 +113,7 @@ impl Store {
         const SQL: &str =
             "UPDATE api_tokens SET revoked_at_ms = $1 WHERE name = $2 AND revoked_at_ms IS NULL";
         let details = serde_json::json!({});
-        Ok(in_tx!(self, admin, |tx| {
+        Ok(in_tx!(self.db, admin, |tx| {
             let n = sqlx::query(SQL)
                 .persistent(false)
                 .bind(now_ms())
@@ -120,7 +131,7 @@ impl Store {
     /// Whether any token exists (revoked or not): false only on first run.
     pub async fn any_token(&self) -> Result<bool, StoreError> {
         const SQL: &str = "SELECT CAST(COUNT(*) AS BIGINT) FROM api_tokens";
-        let n = in_tx!(self, primary, |tx| {
+        let n = in_tx!(self.db, primary, |tx| {
             sqlx::query_scalar::<_, i64>(SQL)
                 .persistent(false)
                 .fetch_one(&mut *tx)

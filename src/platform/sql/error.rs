@@ -1,20 +1,25 @@
 use std::path::PathBuf;
 
-/// What can go wrong in the store, as the HTTP edge needs to tell apart.
+/// What can go wrong in an area's SQL store, as the HTTP edge needs to tell
+/// apart. No variant names an area: the area says what was missing or
+/// taken (`NotFound("wallet")`, `Exists("token")`).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// No wallet for that user.
-    #[error("wallet not found")]
-    WalletNotFound,
-    /// A wallet for that user already exists.
-    #[error("a wallet for this user already exists")]
-    WalletExists,
-    /// A token with that name already exists.
-    #[error("a token with this name already exists")]
-    TokenExists,
-    /// A replica name that is not in the configuration.
-    #[error("unknown replica {0:?}; it must be named in postgres.replicas")]
-    UnknownReplica(String),
+    /// No row with that key: a `wallet` for that user, …
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A row with that key already exists: a `wallet` for that user, a
+    /// `token` with that name, …
+    #[error("a {0} with this key already exists")]
+    Exists(&'static str),
+    /// A name the configuration does not know (a `replica`).
+    #[error("unknown {what} {name:?}; it must be named in the configuration")]
+    Unknown {
+        /// What kind of name.
+        what: &'static str,
+        /// The name given.
+        name: String,
+    },
     /// The idempotency key was used before with a different request.
     #[error("the idempotency key was already used with a different request")]
     IdempotencyKeyReused,
@@ -95,11 +100,13 @@ impl StoreError {
     /// A copy for another waiter of the same failed batch.
     pub fn duplicate(&self) -> StoreError {
         match self {
-            StoreError::WalletNotFound => StoreError::WalletNotFound,
-            StoreError::WalletExists => StoreError::WalletExists,
+            StoreError::NotFound(what) => StoreError::NotFound(what),
+            StoreError::Exists(what) => StoreError::Exists(what),
             StoreError::IdempotencyKeyReused => StoreError::IdempotencyKeyReused,
-            StoreError::TokenExists => StoreError::TokenExists,
-            StoreError::UnknownReplica(r) => StoreError::UnknownReplica(r.clone()),
+            StoreError::Unknown { what, name } => StoreError::Unknown {
+                what,
+                name: name.clone(),
+            },
             StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
             StoreError::OutcomeUnknown(m) => StoreError::OutcomeUnknown(m.clone()),
             StoreError::Overloaded => StoreError::Overloaded,

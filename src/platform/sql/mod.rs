@@ -1,6 +1,10 @@
 //! The SQL plumbing every area shares: PostgreSQL (primary through PgBouncer,
 //! replicas per region) or the embedded SQLite file, its migrations, the
-//! region → replica map and the read routing.
+//! read routing (region → replica, refreshed from `shard_assignments`), the
+//! commit sessions and the read lanes. Nothing here knows an area's tables:
+//! each area owns its SQL in a store of its own over a [`Db`] (the wallet's
+//! `WalletStore`, billing's `BillingStore`, `TokenStore`, `AuditStore`,
+//! `ShardStore`, the outbox's `Outbox`).
 //!
 //! Each engine has its own typed pools (`PgPool`, `SqlitePool`); nothing goes
 //! through `sqlx::Any`. A statement both engines share is written once, in
@@ -26,7 +30,6 @@ mod error;
 pub(crate) mod lanes;
 mod replicas;
 pub(crate) mod sessions;
-mod shards;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -42,7 +45,6 @@ use crate::config::Config;
 pub use error::StoreError;
 pub use replicas::{ReadConsistency, ReplicaStatus};
 pub(crate) use replicas::{ReplicaSet, Target};
-pub use shards::ShardAssignment;
 
 static PG_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -85,7 +87,7 @@ pub(crate) enum Pools {
 /// `?` inside `$body` leaves the enclosing function and rolls back.
 macro_rules! in_tx {
     ($store:expr, $which:ident, |$tx:ident| $body:expr) => {{
-        match &$store.inner.pools {
+        match $store.pools() {
             $crate::platform::sql::Pools::Postgres { primary, direct } => {
                 #[allow(unused_mut)]
                 let mut $tx = $crate::platform::sql::in_tx!(@pg $store, $which, primary, direct);
@@ -117,39 +119,34 @@ macro_rules! in_tx {
 }
 pub(crate) use in_tx;
 
-/// The SQL database: pools, replicas and migrations. Cheap to clone.
+/// The shared typed pool handle: pools, replicas, commit sessions and
+/// migrations. Cheap to clone; every area's store holds one.
 #[derive(Clone)]
-pub struct Store {
-    pub(crate) inner: Arc<Inner>,
+pub struct Db {
+    inner: Arc<Inner>,
 }
 
-pub(crate) struct Inner {
+struct Inner {
     /// The engine's pools.
-    pub(crate) pools: Pools,
+    pools: Pools,
     /// The replica set in distributed mode (empty in the embedded default).
-    pub(crate) replicas: ReplicaSet,
+    replicas: ReplicaSet,
     /// `SET LOCAL synchronous_commit` for money-moving transactions.
-    pub(crate) synchronous_commit: Option<String>,
-    /// The role `serve` connects as through `url`, granted its rights by [`Store::migrate`].
+    synchronous_commit: Option<String>,
+    /// The role `serve` connects as through `url`, granted its rights by [`Db::migrate`].
     app_role: Option<String>,
     /// Woken after each commit that wrote an outbox event.
-    pub(crate) outbox_notify: Notify,
-    /// Balance reads waiting to be coalesced (the wallet store's rows).
-    pub(crate) wallet_reads: lanes::Lanes<WalletRow>,
+    outbox_notify: Notify,
     /// Sessions on the primary itself for group commits
     /// (`postgres.commit_url`), when configured.
-    pub(crate) commit: Option<Arc<sessions::Sessions>>,
+    commit: Option<Arc<sessions::Sessions>>,
 }
 
-/// A wallet row as the wallet store reads it: user, region, balance,
-/// version, created and updated (ms).
-pub(crate) type WalletRow = (String, String, i64, i64, i64, i64);
-
-impl Store {
+impl Db {
     /// Opens the store the configuration names, without touching the network:
     /// pools connect on first use, so a service can start and report a down
     /// backend on `/readyz` instead of refusing to start.
-    pub fn open(config: &Config) -> Result<Store, StoreError> {
+    pub fn open(config: &Config) -> Result<Db, StoreError> {
         let check = Duration::from_millis(config.wallet.replica_check_ms);
         let inner = match &config.postgres {
             Some(pg) => {
@@ -181,7 +178,6 @@ impl Store {
                     synchronous_commit: pg.synchronous_commit.clone(),
                     app_role: pg.app_role.clone(),
                     outbox_notify: Notify::new(),
-                    wallet_reads: lanes::Lanes::default(),
                 }
             }
             None => {
@@ -207,14 +203,43 @@ impl Store {
                     synchronous_commit: None,
                     app_role: None,
                     outbox_notify: Notify::new(),
-                    wallet_reads: lanes::Lanes::default(),
                     commit: None,
                 }
             }
         };
-        Ok(Store {
+        Ok(Db {
             inner: Arc::new(inner),
         })
+    }
+
+    /// The engine's pools (for [`in_tx!`] and the engines' own adapters).
+    pub(crate) fn pools(&self) -> &Pools {
+        &self.inner.pools
+    }
+
+    /// The replica set and its region map.
+    pub(crate) fn replicas(&self) -> &ReplicaSet {
+        &self.inner.replicas
+    }
+
+    /// The money transactions' `synchronous_commit` level, when configured.
+    pub(crate) fn synchronous_commit(&self) -> Option<&str> {
+        self.inner.synchronous_commit.as_deref()
+    }
+
+    /// Sessions on the primary itself for group commits, when configured.
+    pub(crate) fn commit_sessions(&self) -> Option<&Arc<sessions::Sessions>> {
+        self.inner.commit.as_ref()
+    }
+
+    /// Wakes the outbox relay: call after a commit that wrote an outbox event.
+    pub(crate) fn outbox_written(&self) {
+        self.inner.outbox_notify.notify_one();
+    }
+
+    /// Resolves at the next [`Db::outbox_written`] (or at once if one is pending).
+    pub(crate) async fn outbox_wait(&self) {
+        self.inner.outbox_notify.notified().await;
     }
 
     /// The engine behind this store.

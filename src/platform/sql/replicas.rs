@@ -13,8 +13,8 @@ use futures::future::BoxFuture;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnection, PgPool};
 
-use super::StoreError;
 use super::sessions::Sessions;
+use super::{StoreError, in_tx};
 use crate::config::PostgresConfig;
 use crate::domain::UserId;
 
@@ -403,4 +403,56 @@ fn is_connection_error(e: &sqlx::Error) -> bool {
             | sqlx::Error::Protocol(_)
             | sqlx::Error::WorkerCrashed
     ) || matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("57") || c.starts_with("08")))
+}
+
+/// The read routing's region map, reloaded from `shard_assignments` (which
+/// the shard store writes).
+impl super::Db {
+    /// The stored map's rows: `(region, replica)`.
+    pub(crate) async fn assignment_rows(&self) -> Result<Vec<(String, String)>, StoreError> {
+        const SQL: &str = "SELECT region, replica FROM shard_assignments ORDER BY region, replica";
+        Ok(in_tx!(self, primary, |tx| {
+            sqlx::query_as::<_, (String, String)>(SQL)
+                .persistent(false)
+                .fetch_all(&mut *tx)
+                .await?
+        }))
+    }
+
+    /// Reloads the map from the primary now.
+    pub async fn refresh_assignments(&self) -> Result<(), StoreError> {
+        if !self.replicas().begin_refresh() {
+            return Ok(());
+        }
+        match self.assignment_rows().await {
+            Ok(rows) => {
+                self.replicas().set_assignments(&rows);
+                Ok(())
+            }
+            Err(e) => {
+                self.replicas().end_refresh_failed();
+                Err(e)
+            }
+        }
+    }
+
+    /// Reloads a stale region map: inline the first time (there is nothing
+    /// to route by yet), in the background afterwards, so that a slow or
+    /// unreachable primary never holds up a replica read.
+    pub(crate) async fn refresh_assignments_if_stale(&self) {
+        if !self.replicas().assignments_stale() {
+            return;
+        }
+        let db = self.clone();
+        let refresh = async move {
+            if let Err(e) = db.refresh_assignments().await {
+                tracing::warn!(error = %e, "could not reload the region map; keeping the last one");
+            }
+        };
+        if self.replicas().assignments_loaded() {
+            tokio::spawn(refresh);
+        } else {
+            refresh.await;
+        }
+    }
 }

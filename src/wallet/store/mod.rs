@@ -16,7 +16,14 @@ use super::model::{
 use crate::domain::{Region, UserId};
 use crate::now_ms;
 use crate::platform::audit::audit_record;
-use crate::platform::sql::{Pools, ReadConsistency, Store, StoreError, WalletRow, in_tx};
+use crate::platform::sql::lanes::Lanes;
+use crate::platform::sql::{Db, Pools, ReadConsistency, StoreError, in_tx};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A wallet row as the wallet store reads it: user, region, balance,
+/// version, created and updated (ms).
+pub(crate) type WalletRow = (String, String, i64, i64, i64, i64);
 
 const WALLET_COLUMNS: &str = "user_id, region, balance, version, created_at_ms, updated_at_ms";
 const ENTRY_COLUMNS: &str =
@@ -62,7 +69,30 @@ fn entry_from(r: EntryRow) -> Result<LedgerEntry, sqlx::Error> {
     })
 }
 
-impl Store {
+/// The wallet area's SQL: wallets, the ledger, idempotency keys and the
+/// `balance_updated` outbox rows. Cheap to clone; one per process, since
+/// it holds the balance reads waiting to be coalesced.
+#[derive(Clone)]
+pub struct WalletStore {
+    db: Db,
+    /// Balance reads waiting to be coalesced, by lane (`reads.rs`).
+    reads: Arc<Lanes<WalletRow>>,
+}
+
+impl WalletStore {
+    /// The wallet store over `db`.
+    pub fn new(db: Db) -> WalletStore {
+        WalletStore {
+            db,
+            reads: Arc::default(),
+        }
+    }
+
+    /// The pool handle it runs on.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
     /// Creates an empty wallet. Refuses if the user already has one.
     pub async fn create_wallet(
         &self,
@@ -76,7 +106,7 @@ impl Store {
              ON CONFLICT (user_id) DO NOTHING RETURNING {WALLET_COLUMNS}"
         );
         let details = serde_json::json!({ "region": region });
-        let wallet = in_tx!(self, money, |tx| {
+        let wallet = in_tx!(self.db, money, |tx| {
             let row = sqlx::query_as::<_, WalletRow>(&sql)
                 .persistent(false)
                 .bind(user.as_str())
@@ -85,21 +115,21 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
             let Some(row) = row else {
-                return Err(StoreError::WalletExists);
+                return Err(StoreError::Exists("wallet"));
             };
             let wallet = wallet_from(row);
             insert_balance_updated!(tx, BalanceUpdated::new(&wallet, 0, None, None, now), now);
             audit_record!(tx, actor, "wallet.create", user.as_str(), &details, now);
             wallet
         });
-        self.inner
-            .replicas
+        self.db
+            .replicas()
             .remember_region(&wallet.user_id, &wallet.region);
-        self.inner.outbox_notify.notify_one();
+        self.db.outbox_written();
         Ok(wallet)
     }
 
-    /// Moves money: see [`Store::apply_batch`]; this is a batch of one.
+    /// Moves money: see [`WalletStore::apply_batch`]; this is a batch of one.
     pub async fn apply(&self, cmd: &MoneyCommand) -> Result<Outcome, StoreError> {
         self.apply_batch(std::slice::from_ref(cmd))
             .await?
@@ -107,7 +137,7 @@ impl Store {
             .unwrap_or_else(|| Err(StoreError::Failed("empty batch answer".into())))
     }
 
-    /// [`Store::apply_batch`], and if the whole batch fails on a database
+    /// [`WalletStore::apply_batch`], and if the whole batch fails on a database
     /// error, each command again on its own: no command's answer may depend
     /// on another's bad input. The idempotency keys make the retry safe even
     /// if the failed batch did commit. One answer per command, in order.
@@ -169,7 +199,7 @@ impl Store {
         let (mut answers, changed) = self.commit_group(&[cmds]).await?;
         let results = answers.pop().unwrap_or_default();
         if changed {
-            self.inner.outbox_notify.notify_one();
+            self.db.outbox_written();
         }
         Ok(results)
     }
@@ -178,7 +208,7 @@ impl Store {
     /// commit): each batch holds one user's commands in arrival order, no
     /// user twice. The wallets are locked in user-id order, so two group
     /// transactions never wait on each other in a cycle; each user's batch
-    /// follows [`Store::apply_batch`]'s steps and rules exactly. Answers
+    /// follows [`WalletStore::apply_batch`]'s steps and rules exactly. Answers
     /// come back per batch, in the order given.
     pub async fn apply_group(
         &self,
@@ -212,7 +242,7 @@ impl Store {
         // set_config(…, true): this transaction only.
         let (answers, changed) = self.commit_group(&sorted).await?;
         if changed {
-            self.inner.outbox_notify.notify_one();
+            self.db.outbox_written();
         }
         let mut out: Vec<Vec<Result<Outcome, StoreError>>> =
             groups.iter().map(|_| Vec::new()).collect();
@@ -222,9 +252,9 @@ impl Store {
         Ok(out)
     }
 
-    /// [`Store::apply_group`], and if the whole group fails on a database
+    /// [`WalletStore::apply_group`], and if the whole group fails on a database
     /// error, each user's batch again on its own (with
-    /// [`Store::apply_batch_or_each`]): no command's answer may depend on
+    /// [`WalletStore::apply_batch_or_each`]): no command's answer may depend on
     /// another user's bad input. One answer per command, per batch.
     pub async fn apply_group_or_each(
         &self,
@@ -255,7 +285,7 @@ impl Store {
     /// transaction: on the commit sessions when `postgres.commit_url` is set
     /// (one round trip), else in an explicit transaction on the primary pool.
     async fn commit_group(&self, groups: &[&[MoneyCommand]]) -> Result<GroupAnswer, StoreError> {
-        if let Some(sessions) = &self.inner.commit {
+        if let Some(sessions) = self.db.commit_sessions() {
             let mut session = sessions.get().await?;
             let answer = postgres::call_group(self, session.conn(), groups, true).await;
             // Any other error drops (closes) just this session.
@@ -264,7 +294,7 @@ impl Store {
             }
             return answer;
         }
-        Ok(in_tx!(self, primary, |tx| tx
+        Ok(in_tx!(self.db, primary, |tx| tx
             .apply_group_in(self, groups)
             .await?))
     }
@@ -275,7 +305,7 @@ impl Store {
         user: &UserId,
         consistency: ReadConsistency,
     ) -> Result<WalletRead, StoreError> {
-        let (row, source) = match &self.inner.pools {
+        let (row, source) = match self.db.pools() {
             Pools::Sqlite { readers, .. } => {
                 let sql = format!("SELECT {WALLET_COLUMNS} FROM wallets WHERE user_id = $1");
                 let row = sqlx::query_as::<_, WalletRow>(&sql)
@@ -285,14 +315,14 @@ impl Store {
                 (row, "embedded".to_owned())
             }
             Pools::Postgres { .. } => {
-                self.refresh_assignments_if_stale().await;
-                let targets = self.inner.replicas.targets(user, consistency);
+                self.db.refresh_assignments_if_stale().await;
+                let targets = self.db.replicas().targets(user, consistency);
                 reads::read(self, targets, consistency, user.to_string()).await?
             }
         };
-        let wallet = wallet_from(row.ok_or(StoreError::WalletNotFound)?);
-        self.inner
-            .replicas
+        let wallet = wallet_from(row.ok_or(StoreError::NotFound("wallet"))?);
+        self.db
+            .replicas()
             .remember_region(&wallet.user_id, &wallet.region);
         Ok(WalletRead { wallet, source })
     }
@@ -312,7 +342,7 @@ impl Store {
             "SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
         );
         let (before, fetch) = (before.unwrap_or(i64::MAX), i64::from(limit) + 1);
-        let rows = match &self.inner.pools {
+        let rows = match self.db.pools() {
             Pools::Sqlite { readers, .. } => {
                 sqlx::query_as::<_, EntryRow>(&sql)
                     .bind(user.as_str())
@@ -322,10 +352,10 @@ impl Store {
                     .await?
             }
             Pools::Postgres { .. } => {
-                let targets = self.inner.replicas.targets(user, consistency);
+                let targets = self.db.replicas().targets(user, consistency);
                 let (rows, _) = self
-                    .inner
-                    .replicas
+                    .db
+                    .replicas()
                     .read(targets, |conn, prepare| {
                         let sql = sql.clone();
                         let user = user.to_string();
@@ -363,21 +393,40 @@ impl Store {
     pub async fn ledger_sum(&self, user: &UserId) -> Result<(i64, i64), StoreError> {
         const SQL: &str = "SELECT CAST(COALESCE(SUM(l.amount), 0) AS BIGINT), w.balance FROM wallets w \
              LEFT JOIN ledger_entries l ON l.user_id = w.user_id WHERE w.user_id = $1 GROUP BY w.balance";
-        let row = in_tx!(self, primary, |tx| {
+        let row = in_tx!(self.db, primary, |tx| {
             sqlx::query_as::<_, (i64, i64)>(SQL)
                 .persistent(false)
                 .bind(user.as_str())
                 .fetch_optional(&mut *tx)
                 .await?
         });
-        row.ok_or(StoreError::WalletNotFound)
+        row.ok_or(StoreError::NotFound("wallet"))
+    }
+
+    /// Up to 1,000 wallets with ids after `after`, in id order, each with
+    /// its balance and the sum of its ledger on the primary: `(user,
+    /// balance, sum)`. The two are equal, always; reconcile checks it.
+    pub async fn ledger_sums_after(
+        &self,
+        after: &str,
+    ) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        const SQL: &str = "SELECT w.user_id, w.balance, CAST(COALESCE(SUM(l.amount), 0) AS BIGINT) \
+             FROM (SELECT user_id, balance FROM wallets WHERE user_id > $1 ORDER BY user_id LIMIT 1000) w \
+             LEFT JOIN ledger_entries l ON l.user_id = w.user_id GROUP BY w.user_id, w.balance ORDER BY w.user_id";
+        Ok(in_tx!(self.db, primary, |tx| {
+            sqlx::query_as::<_, (String, i64, i64)>(SQL)
+                .persistent(false)
+                .bind(after)
+                .fetch_all(&mut *tx)
+                .await?
+        }))
     }
 
     /// Wallets per region, on the primary.
     pub async fn users_per_region(&self) -> Result<Vec<(String, i64)>, StoreError> {
         const SQL: &str =
             "SELECT region, CAST(COUNT(*) AS BIGINT) FROM wallets GROUP BY region ORDER BY region";
-        Ok(in_tx!(self, primary, |tx| {
+        Ok(in_tx!(self.db, primary, |tx| {
             sqlx::query_as::<_, (String, i64)>(SQL)
                 .persistent(false)
                 .fetch_all(&mut *tx)
@@ -387,24 +436,35 @@ impl Store {
 }
 
 /// Each batch's answers, and whether any wallet changed.
-pub(crate) type GroupAnswer = (Vec<Vec<Result<Outcome, StoreError>>>, bool);
+pub type GroupAnswer = (Vec<Vec<Result<Outcome, StoreError>>>, bool);
 
 /// A transaction the money path can run in: the caller's own, so that
 /// another area (billing) moves money atomically with its own rows. The
 /// caller commits, then wakes the relay if the answer says a wallet changed.
-pub(crate) trait MoneyConn {
+/// This is the wallet's whole port for such callers: they lock and read
+/// balances and move money through it, never through the wallet's tables.
+pub trait MoneyConn {
+    /// Locks these users' wallets for the rest of the transaction (call it
+    /// with the users in id order, so two transactions never wait on each
+    /// other in a cycle) and reads their balances; a user without a wallet
+    /// is left out.
+    fn lock_balances(
+        &mut self,
+        users: &[&str],
+    ) -> impl Future<Output = Result<HashMap<String, i64>, StoreError>> + Send;
+
     /// Users' batches (each one user's commands, the users in id order),
-    /// each with [`Store::apply_batch`]'s steps, inside this transaction.
+    /// each with [`WalletStore::apply_batch`]'s steps, inside this transaction.
     fn apply_group_in(
         &mut self,
-        store: &Store,
+        store: &WalletStore,
         groups: &[&[MoneyCommand]],
     ) -> impl Future<Output = Result<GroupAnswer, StoreError>> + Send;
 
     /// One user's batch inside this transaction.
     fn apply_in(
         &mut self,
-        store: &Store,
+        store: &WalletStore,
         cmds: &[MoneyCommand],
     ) -> impl Future<Output = Result<(Vec<Result<Outcome, StoreError>>, bool), StoreError>> + Send
     where
@@ -417,10 +477,35 @@ pub(crate) trait MoneyConn {
     }
 }
 
+/// [`MoneyConn::lock_balances`] on either engine's connection: a no-op
+/// update takes the row lock on PostgreSQL; SQLite's one writer is the lock.
+macro_rules! lock_balances {
+    ($conn:expr, $users:expr) => {{
+        let mut balances = HashMap::with_capacity($users.len());
+        for user in $users {
+            let b: Option<i64> = sqlx::query_scalar(
+                "UPDATE wallets SET balance = balance WHERE user_id = $1 RETURNING balance",
+            )
+            .persistent(false)
+            .bind(*user)
+            .fetch_optional(&mut *$conn)
+            .await?;
+            if let Some(b) = b {
+                balances.insert((*user).to_owned(), b);
+            }
+        }
+        Ok(balances)
+    }};
+}
+
 impl MoneyConn for sqlx::PgConnection {
+    async fn lock_balances(&mut self, users: &[&str]) -> Result<HashMap<String, i64>, StoreError> {
+        lock_balances!(self, users)
+    }
+
     fn apply_group_in(
         &mut self,
-        store: &Store,
+        store: &WalletStore,
         groups: &[&[MoneyCommand]],
     ) -> impl Future<Output = Result<GroupAnswer, StoreError>> + Send {
         postgres::apply_group_in(store, self, groups)
@@ -428,9 +513,13 @@ impl MoneyConn for sqlx::PgConnection {
 }
 
 impl MoneyConn for sqlx::SqliteConnection {
+    async fn lock_balances(&mut self, users: &[&str]) -> Result<HashMap<String, i64>, StoreError> {
+        lock_balances!(self, users)
+    }
+
     async fn apply_group_in(
         &mut self,
-        store: &Store,
+        store: &WalletStore,
         groups: &[&[MoneyCommand]],
     ) -> Result<GroupAnswer, StoreError> {
         let mut answers = Vec::with_capacity(groups.len());

@@ -9,20 +9,18 @@
 
 use sqlx::PgConnection;
 
-use super::fill_repeats;
+use super::WalletStore;
+use super::{GroupAnswer, fill_repeats};
 use crate::domain::MAX_BALANCE;
 use crate::now_ms;
-use crate::platform::sql::{Store, StoreError};
+use crate::platform::sql::StoreError;
 use crate::wallet::model::{MoneyCommand, Outcome, StoredAnswer};
-
-/// Each batch's answers, and whether any wallet changed.
-type GroupAnswer = (Vec<Vec<Result<Outcome, StoreError>>>, bool);
 
 /// Users' batches (each one user's, the users in id order) inside a
 /// transaction the caller commits; also answers whether any wallet changed
 /// (the caller then wakes the outbox relay).
 pub(super) async fn apply_group_in(
-    store: &Store,
+    store: &WalletStore,
     conn: &mut PgConnection,
     groups: &[&[MoneyCommand]],
 ) -> Result<GroupAnswer, StoreError> {
@@ -37,7 +35,7 @@ pub(super) async fn apply_group_in(
 /// and its Execute with a Sync each, and outside a transaction PgBouncer may
 /// send the second to another server connection.
 pub(super) async fn call_group(
-    store: &Store,
+    store: &WalletStore,
     conn: &mut PgConnection,
     groups: &[&[MoneyCommand]],
     prepare: bool,
@@ -72,7 +70,7 @@ pub(super) async fn call_group(
     .bind(payload)
     .bind(now_ms())
     .bind(MAX_BALANCE)
-    .bind(store.inner.synchronous_commit.clone())
+    .bind(store.db.synchronous_commit())
     .fetch_all(&mut *conn)
     .await?;
     let mut results: Vec<Vec<Option<Result<Outcome, StoreError>>>> = groups
@@ -103,7 +101,7 @@ pub(super) async fn call_group(
             }
             "stored" => Some(parse(true)),
             "mismatch" => Some(Err(StoreError::IdempotencyKeyReused)),
-            "missing" => Some(Err(StoreError::WalletNotFound)),
+            "missing" => Some(Err(StoreError::NotFound("wallet"))),
             _ => None, // "repeat": answered from the first occurrence below
         };
     }

@@ -12,8 +12,9 @@ use futures::FutureExt;
 use tokio::sync::oneshot;
 
 use super::WALLET_COLUMNS;
+use super::{WalletRow, WalletStore};
 use crate::platform::sql::lanes::{LaneKey, Waiter};
-use crate::platform::sql::{ReadConsistency, Store, StoreError, Target, WalletRow};
+use crate::platform::sql::{ReadConsistency, StoreError, Target};
 
 /// How many times a lane's leader yields to the runtime before each query.
 const GATHER_YIELDS: usize = 4;
@@ -28,7 +29,7 @@ static MANY: LazyLock<String> =
 
 /// Reads `user`'s wallet row from the first of `targets` that answers.
 pub(super) async fn read(
-    store: &Store,
+    store: &WalletStore,
     targets: Vec<Target>,
     consistency: ReadConsistency,
     user: String,
@@ -44,11 +45,7 @@ pub(super) async fn read(
         ReadConsistency::Strong => targets.iter().map(Target::replica).collect(),
     };
     let (reply, answer) = oneshot::channel();
-    if store
-        .inner
-        .wallet_reads
-        .join(&lane, Waiter { key: user, reply })
-    {
+    if store.reads.join(&lane, Waiter { key: user, reply }) {
         // A task of its own, so that a caller going away cannot strand the
         // reads queued behind it.
         let store = store.clone();
@@ -62,7 +59,7 @@ pub(super) async fn read(
 }
 
 /// Answers the lane's waiting reads, a query at a time, until none wait.
-async fn lead(store: &Store, lane: LaneKey, targets: Vec<Target>) {
+async fn lead(store: &WalletStore, lane: LaneKey, targets: Vec<Target>) {
     loop {
         // Before each query, let the tasks already woken run: the requests
         // that arrived meanwhile join this lane and ride along (measured
@@ -76,7 +73,7 @@ async fn lead(store: &Store, lane: LaneKey, targets: Vec<Target>) {
         for _ in 0..GATHER_YIELDS {
             tokio::task::yield_now().await;
         }
-        let batch = store.inner.wallet_reads.take(&lane);
+        let batch = store.reads.take(&lane);
         if batch.is_empty() {
             return;
         }
@@ -84,8 +81,8 @@ async fn lead(store: &Store, lane: LaneKey, targets: Vec<Target>) {
         let mut users: Vec<String> = batch.iter().map(|w| w.key.clone()).collect();
         users.sort_unstable();
         users.dedup();
-        let live = store.inner.replicas.live(&targets);
-        let query = store.inner.replicas.read(live, |conn, prepare| {
+        let live = store.db.replicas().live(&targets);
+        let query = store.db.replicas().read(live, |conn, prepare| {
             let users = users.clone();
             Box::pin(async move {
                 if let [user] = users.as_slice() {

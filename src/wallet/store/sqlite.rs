@@ -7,10 +7,11 @@
 
 use sqlx::sqlite::SqliteConnection;
 
+use super::WalletStore;
 use super::fill_repeats;
 use crate::now_ms;
 use crate::platform::audit::audit_record;
-use crate::platform::sql::{Store, StoreError};
+use crate::platform::sql::StoreError;
 use crate::wallet::events::{BalanceUpdated, insert_balance_updated};
 use crate::wallet::model::{EntryKind, LedgerEntry, MoneyCommand, Outcome, StoredAnswer, Wallet};
 use crate::wallet::rules;
@@ -18,7 +19,7 @@ use crate::wallet::rules;
 /// The batch inside a transaction the caller commits; also answers whether
 /// any wallet changed (the caller then wakes the outbox relay).
 pub(super) async fn apply_in(
-    store: &Store,
+    store: &WalletStore,
     tx: &mut SqliteConnection,
     cmds: &[MoneyCommand],
 ) -> Result<(Vec<Result<Outcome, StoreError>>, bool), StoreError> {
@@ -91,7 +92,7 @@ pub(super) async fn apply_in(
         .fetch_optional(&mut *tx)
         .await?;
         results[i] = Some(match stored {
-            None => Err(StoreError::WalletNotFound),
+            None => Err(StoreError::NotFound("wallet")),
             Some((stored_hash, response)) => {
                 if stored_hash != hashes[i] {
                     Err(StoreError::IdempotencyKeyReused)
@@ -157,8 +158,8 @@ pub(super) async fn apply_in(
             }
         }
         store
-            .inner
-            .replicas
+            .db
+            .replicas()
             .remember_region(first.user.as_str(), &region);
     }
     Ok((fill_repeats(cmds, &hashes, results), changed))

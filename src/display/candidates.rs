@@ -9,10 +9,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use super::management::ManagementClient;
+use crate::ads::Campaign;
+use crate::domain::UserId;
 use tokio_util::sync::CancellationToken;
-use walletctl_core::ads::Campaign;
-use walletctl_core::display::management::ManagementClient;
-use walletctl_core::domain::UserId;
 
 /// Campaigns that may be served.
 pub type CampaignList = Arc<Vec<Arc<Campaign>>>;
