@@ -10,12 +10,12 @@ use crate::config::Config;
 use crate::events::outbox::Outbox;
 use crate::events::{EmbeddedLog, EventLog, KafkaLog};
 use crate::lock::{MemoryLocks, RedisLocks, UserLocks};
-use crate::ops::shards::ShardStore;
 use crate::platform::audit::AuditStore;
 use crate::platform::auth::TokenStore;
 use crate::platform::mongo::MongoHandle;
 use crate::platform::redis::RedisHandle;
 use crate::platform::sql::{Db, Dialect};
+use crate::shards::ShardStore;
 use crate::wallet::{Limits, WalletService, WalletStore};
 use anyhow::Context;
 

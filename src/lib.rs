@@ -19,15 +19,9 @@ pub mod events;
 pub mod lock;
 pub mod ops;
 pub mod platform;
+pub mod shards;
 pub mod wallet;
 
 pub use app::{Backends, Probe};
 pub use config::Config;
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
+pub use domain::now_ms;

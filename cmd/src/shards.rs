@@ -4,8 +4,8 @@ use clap::Subcommand;
 use serde::Serialize;
 use tabled::Tabled;
 use walletctl_core::domain::Region;
-use walletctl_core::ops::shards::ShardStore;
 use walletctl_core::platform::sql::Db;
+use walletctl_core::shards::ShardStore;
 use walletctl_core::wallet::WalletStore;
 
 use crate::output::{OutputOpts, print};

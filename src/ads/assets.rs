@@ -99,6 +99,18 @@ impl Asset {
     }
 }
 
+/// Why an asset could not be read: the campaign store's error.
+pub type AssetError = super::store::CampaignStoreError;
+
+/// Where uploaded assets are read: the ads area's published port for the
+/// display service, which is their origin (a CDN fronts it). Every
+/// campaign store is one (`CampaignStore: AssetSource`).
+#[async_trait::async_trait]
+pub trait AssetSource: Send + Sync {
+    /// An asset by id.
+    async fn get_asset(&self, id: &str) -> Result<Option<Asset>, AssetError>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

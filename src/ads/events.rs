@@ -49,7 +49,7 @@ impl CampaignStatusChanged {
                 reason: c.status_reason,
                 campaign_version: c.version,
                 wallet_version: c.status_wallet_version,
-                occurred_at_ms: crate::now_ms(),
+                occurred_at_ms: crate::domain::now_ms(),
             },
         ))
     }

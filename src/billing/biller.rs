@@ -102,7 +102,7 @@ impl Biller {
             if !b.duplicate {
                 metrics::counter!("billing_charged_minor_units_total")
                     .increment(b.record.amount as u64);
-                let lag = (crate::now_ms() - event.occurred_at_ms).max(0) as f64 / 1000.0;
+                let lag = (crate::domain::now_ms() - event.occurred_at_ms).max(0) as f64 / 1000.0;
                 metrics::histogram!("billing_lag_seconds").record(lag);
             }
         }
@@ -116,7 +116,7 @@ impl Biller {
     /// again (run when the UTC day changes: daily budgets reset). Returns how
     /// many resumed (or moved to `wallet_empty`).
     pub async fn settle_budgets(&self) -> anyhow::Result<u64> {
-        let today = super::rules::day_of(crate::now_ms());
+        let today = super::rules::day_of(crate::domain::now_ms());
         let mut settled = 0;
         let mut after: Option<String> = None;
         loop {

@@ -17,8 +17,8 @@ use super::model::{BillStatus, Billed, CampaignBilling, EventRecord};
 use super::plan::{self, Priced};
 use super::rules::{Counters, Terms, UnbilledReason};
 use crate::display::AdEvent;
+use crate::domain::now_ms;
 use crate::domain::{IdempotencyKey, UserId};
-use crate::now_ms;
 use crate::platform::sql::{Db, StoreError, in_tx};
 use crate::wallet::{MoneyCommand, MoneyConn, Outcome, WalletStore};
 

@@ -14,11 +14,10 @@ use super::candidates::Candidates;
 use super::frequency::FrequencyCap;
 use super::{AdEvent, AdEventKind, Claims, Signer, TokenError, pick};
 use crate::ads::Campaign;
-use crate::ads::assets::Asset;
-use crate::ads::store::{CampaignStore, CampaignStoreError};
+use crate::ads::assets::{Asset, AssetError, AssetSource};
 use crate::domain::UserId;
+use crate::domain::now_ms;
 use crate::events::{EventLog, Record, topic};
-use crate::now_ms;
 
 /// An ad request, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,8 +84,8 @@ pub struct DisplayService {
     pub cap: Option<FrequencyCap>,
     /// Where impressions and clicks go.
     pub events: Arc<dyn EventLog>,
-    /// Where uploaded assets are read.
-    pub campaigns: Arc<dyn CampaignStore>,
+    /// Where uploaded assets are read (the campaign store).
+    pub assets_from: Arc<dyn AssetSource>,
     /// Assets served recently (they never change), up to 64 MiB.
     pub assets: moka::future::Cache<String, Arc<Asset>>,
 }
@@ -252,11 +251,11 @@ impl DisplayService {
 
     /// An uploaded asset by its name (checked by the caller with
     /// [`Asset::valid_id`]), from the in-process cache or the campaign store.
-    pub async fn asset(&self, name: &str) -> Result<Option<Arc<Asset>>, CampaignStoreError> {
+    pub async fn asset(&self, name: &str) -> Result<Option<Arc<Asset>>, AssetError> {
         if let Some(a) = self.assets.get(name).await {
             return Ok(Some(a));
         }
-        let Some(found) = self.campaigns.get_asset(name).await? else {
+        let Some(found) = self.assets_from.get_asset(name).await? else {
             return Ok(None);
         };
         let a = Arc::new(found);

@@ -18,6 +18,14 @@ pub struct ParseError {
     pub reason: String,
 }
 
+/// Milliseconds since the Unix epoch: every timestamp walletctl stores.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
 impl ParseError {
     pub(crate) fn new(field: &'static str, reason: impl Into<String>) -> Self {
         Self {

@@ -75,7 +75,7 @@ impl EventLog for EmbeddedLog {
 
     async fn publish(&self, records: &[Record<'_>]) -> Result<(), EventError> {
         let mut tx = self.pool.begin().await.map_err(err)?;
-        let now = crate::now_ms();
+        let now = crate::domain::now_ms();
         for r in records {
             sqlx::query(
                 "INSERT INTO event_log (topic, key, payload, created_at_ms) VALUES (?, ?, ?, ?)",

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{EventLog, Record};
-use crate::now_ms;
+use crate::domain::now_ms;
 use crate::platform::sql::{Db, StoreError, in_tx};
 
 /// An event waiting in (or relayed from) the outbox.

@@ -1,12 +1,10 @@
 //! Operations that span areas: retention (`walletctl gc`), reconciliation
-//! (`walletctl reconcile`), replay (`walletctl kafka replay`) and the shard
-//! map (`walletctl shards`). Each uses the areas' own stores; only
-//! retention and the shard map have SQL of their own.
+//! (`walletctl reconcile`) and replay (`walletctl kafka replay`). Each uses
+//! the areas' own stores; only retention has SQL of its own.
 
 pub mod reconcile;
 pub mod replay;
 pub mod retention;
-pub mod shards;
 
 /// The ads service as the tools beside the stores use it: balances read
 /// strongly from the wallet store, not through the wallet service.

@@ -180,7 +180,7 @@ async fn outbox(backends: &Backends, limits: Limits, fix: bool) -> CheckReport {
     let mut check = Check::new("outbox");
     let result = async {
         let store = &backends.outbox;
-        let now = crate::now_ms();
+        let now = crate::domain::now_ms();
         let (n, oldest) = store.outbox_stuck(now - limits.outbox_age_ms).await?;
         check.report.checked = store.outbox_backlog().await? as u64;
         if n == 0 {
@@ -308,7 +308,7 @@ async fn campaign(
     let follow = c.follow_wallet(balance);
     let budget_paused =
         c.status == Status::Paused && c.status_reason == Some(StatusReason::BudgetExhausted);
-    let today = crate::billing::rules::day_of(crate::now_ms());
+    let today = crate::billing::rules::day_of(crate::domain::now_ms());
     let budget_ok = crate::billing::rules::budget_can_pay(
         &crate::billing::Terms::of(c),
         &counters,

@@ -212,7 +212,7 @@ pub(super) fn display(
         ),
         assets: asset_cache(),
         events: backends.events.clone(),
-        campaigns: backends.campaigns.clone(),
+        assets_from: backends.campaigns.clone(),
         cap: config.frequency_cap.map(|max| {
             FrequencyCap::new(
                 max,

@@ -1,6 +1,8 @@
 //! The wallet service's HTTP API. Paths keep the design's
 //! `GET /wallet/{userId}/balance` and `POST /wallet/{userId}/deduct`.
 
+mod answers;
+mod dto;
 mod handlers;
 
 use axum::Router;
@@ -15,7 +17,7 @@ use crate::state::AppState;
     paths(handlers::create, handlers::wallet, handlers::balance, handlers::deduct, handlers::credit, handlers::adjust, handlers::history),
     // Bodies named only through IntoResponses are not collected on their own.
     components(schemas(
-        handlers::MoveResponse,
+        answers::MoveResponse,
         crate::http::error::ErrorBody,
         crate::http::error::ErrorDetail,
         walletctl_core::platform::sql::ReadConsistency

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
-use crate::ads::assets::Asset;
+use crate::ads::assets::{Asset, AssetSource};
 
 use super::{CampaignStore, CampaignStoreError, Inserted, MigrateReport};
 use crate::ads::model::Campaign;
@@ -204,13 +204,26 @@ impl CampaignStore for EmbeddedCampaigns {
         .bind(&asset.id)
         .bind(&asset.content_type)
         .bind(&asset.bytes)
-        .bind(crate::now_ms())
+        .bind(crate::domain::now_ms())
         .execute(&self.pool)
         .await
         .map_err(err)?;
         Ok(())
     }
 
+    fn kind(&self) -> &'static str {
+        "embedded_campaigns"
+    }
+}
+
+async fn applied(pool: &SqlitePool) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = true ORDER BY version")
+        .fetch_all(pool)
+        .await
+}
+
+#[async_trait]
+impl AssetSource for EmbeddedCampaigns {
     async fn get_asset(&self, id: &str) -> Result<Option<Asset>, CampaignStoreError> {
         let row = sqlx::query_as::<_, (String, Vec<u8>)>(
             "SELECT content_type, bytes FROM assets WHERE id = $1",
@@ -225,14 +238,4 @@ impl CampaignStore for EmbeddedCampaigns {
             bytes,
         }))
     }
-
-    fn kind(&self) -> &'static str {
-        "embedded_campaigns"
-    }
-}
-
-async fn applied(pool: &SqlitePool) -> Result<Vec<i64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = true ORDER BY version")
-        .fetch_all(pool)
-        .await
 }

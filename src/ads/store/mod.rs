@@ -11,7 +11,7 @@ use async_trait::async_trait;
 pub use embedded::EmbeddedCampaigns;
 pub use mongo::MongoCampaigns;
 
-use super::assets::Asset;
+use super::assets::{Asset, AssetSource};
 use super::model::Campaign;
 use crate::domain::{CampaignId, UserId};
 
@@ -44,9 +44,9 @@ pub struct MigrateReport {
     pub skipped: Vec<String>,
 }
 
-/// Where campaigns live.
+/// Where campaigns live (and their uploaded assets, see [`AssetSource`]).
 #[async_trait]
-pub trait CampaignStore: Send + Sync {
+pub trait CampaignStore: AssetSource {
     /// Creates indexes (and, on a sharded cluster, shards the collection).
     async fn migrate(&self) -> Result<MigrateReport, CampaignStoreError>;
     /// Stores a new campaign, or returns the one that has its id.
@@ -83,8 +83,6 @@ pub trait CampaignStore: Send + Sync {
     ) -> Result<(), CampaignStoreError>;
     /// Stores an asset; storing the same asset again changes nothing.
     async fn put_asset(&self, asset: &Asset) -> Result<(), CampaignStoreError>;
-    /// An asset by id.
-    async fn get_asset(&self, id: &str) -> Result<Option<Asset>, CampaignStoreError>;
     /// Checks the store answers.
     async fn ping(&self) -> Result<(), CampaignStoreError>;
     /// `mongodb` or `embedded_campaigns`.

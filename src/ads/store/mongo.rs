@@ -11,7 +11,7 @@ use mongodb::error::{Error, ErrorKind, WriteFailure};
 use mongodb::options::IndexOptions;
 use mongodb::{Collection, IndexModel};
 
-use crate::ads::assets::Asset;
+use crate::ads::assets::{Asset, AssetSource};
 
 use super::{CampaignStore, CampaignStoreError, Inserted, MigrateReport};
 use crate::ads::model::Campaign;
@@ -290,6 +290,17 @@ impl CampaignStore for MongoCampaigns {
         }
     }
 
+    async fn ping(&self) -> Result<(), CampaignStoreError> {
+        self.mongo.ping().await.map_err(err)
+    }
+
+    fn kind(&self) -> &'static str {
+        "mongodb"
+    }
+}
+
+#[async_trait]
+impl AssetSource for MongoCampaigns {
     async fn get_asset(&self, id: &str) -> Result<Option<Asset>, CampaignStoreError> {
         use futures::io::AsyncReadExt;
         let bucket = self.assets();
@@ -312,13 +323,5 @@ impl CampaignStore for MongoCampaigns {
             content_type,
             bytes,
         }))
-    }
-
-    async fn ping(&self) -> Result<(), CampaignStoreError> {
-        self.mongo.ping().await.map_err(err)
-    }
-
-    fn kind(&self) -> &'static str {
-        "mongodb"
     }
 }

@@ -4,7 +4,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use super::Scopes;
-use crate::now_ms;
+use crate::domain::now_ms;
 use crate::platform::audit::audit_record;
 use crate::platform::sql::{Db, StoreError, in_tx};
 

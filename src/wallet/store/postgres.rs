@@ -12,7 +12,7 @@ use sqlx::PgConnection;
 use super::WalletStore;
 use super::{GroupAnswer, fill_repeats};
 use crate::domain::MAX_BALANCE;
-use crate::now_ms;
+use crate::domain::now_ms;
 use crate::platform::sql::StoreError;
 use crate::wallet::model::{MoneyCommand, Outcome, StoredAnswer};
 

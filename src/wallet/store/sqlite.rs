@@ -9,7 +9,7 @@ use sqlx::sqlite::SqliteConnection;
 
 use super::WalletStore;
 use super::fill_repeats;
-use crate::now_ms;
+use crate::domain::now_ms;
 use crate::platform::audit::audit_record;
 use crate::platform::sql::StoreError;
 use crate::wallet::events::{BalanceUpdated, insert_balance_updated};

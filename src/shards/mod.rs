@@ -1,12 +1,12 @@
-//! The shards: the region → replica map, stored in the primary so every
-//! instance sees it, and each replica's status. The operator writes the
+//! The shards area: the region → replica map, stored in the primary so
+//! every instance sees it, and each replica's status. The operator writes the
 //! map here (`walletctl shards assign`); the read routing
 //! (`platform::sql`) reloads it.
 
 use std::collections::BTreeMap;
 
 use crate::domain::Region;
-use crate::now_ms;
+use crate::domain::now_ms;
 use crate::platform::audit::audit_record;
 use crate::platform::sql::{Db, Pools, ReplicaStatus, StoreError, in_tx};
 
