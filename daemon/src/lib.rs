@@ -4,11 +4,16 @@
 //! path production runs.
 //!
 //! * [`http`]: the edge every service shares (errors, extractors, auth,
-//!   health, telemetry, limits);
-//! * [`wallet`]: the wallet service's handlers and DTOs;
-//! * [`ads`]: the advertising management service's handlers and DTOs;
-//! * [`workers`]: background loops (the outbox relay);
-//! * [`serve`](mod@serve): listeners, routers, graceful shutdown.
+//!   health and readiness, telemetry, limits);
+//! * [`wallet`], [`ads`], [`display`]: each service's handlers, DTOs and
+//!   OpenAPI document; handlers parse, call their area's service and answer;
+//! * [`workers`]: the background loops, one file each (the outbox relay,
+//!   the `balance_updated` and `campaign_created` consumers, the campaign
+//!   cache rebuild, billing, retention, reconciliation) and the
+//!   consume-apply-commit loop they share;
+//! * [`serve`](mod@serve): bootstrap (migrations, tokens, keys), listeners
+//!   and routers, the workers each service brings, graceful shutdown;
+//! * [`state`]: what every handler shares.
 
 pub mod ads;
 pub mod display;

@@ -339,6 +339,25 @@ impl AdsService {
         Err(AdsError::Contended)
     }
 
+    /// [`AdsService::modify`], then publishes the change: the changed
+    /// campaign, or `None` when nothing changed.
+    async fn modify_and_publish<F, Fut>(
+        &self,
+        id: &CampaignId,
+        change: F,
+    ) -> Result<Option<Campaign>, AdsError>
+    where
+        F: Fn(Campaign) -> Fut,
+        Fut: Future<Output = Result<Option<Campaign>, AdsError>>,
+    {
+        let (c, changed) = self.modify(id, change).await?;
+        if !changed {
+            return Ok(None);
+        }
+        self.publish(&c).await.map_err(AdsError::Events)?;
+        Ok(Some(c))
+    }
+
     /// Publishes a campaign's pause or resume.
     async fn publish(&self, c: &Campaign) -> Result<(), EventError> {
         let Some((topic, event)) = CampaignStatusChanged::of(c) else {

@@ -191,7 +191,7 @@ impl BillingStore {
     ///    id order, so two billing transactions never wait on each other in
     ///    a cycle, and a wallet request (which locks one wallet) never waits
     ///    on billing while billing waits on it;
-    /// 4. each event is decided in order ([`plan::plan`], no I/O) against
+    /// 4. each event is decided in order (`plan.rs`, no I/O) against
     ///    its campaign's running counters and its wallet's running balance;
     /// 5. the charges go through the wallet's money path on this connection
     ///    (`ad_charge` entries, keys `ad:{event_id}` of caller `billing`),

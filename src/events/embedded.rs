@@ -65,6 +65,16 @@ impl EmbeddedLog {
             notify: Arc::new(Notify::new()),
         })
     }
+
+    /// The offset `group` committed on `topic` (the next it reads), if any.
+    async fn committed(&self, group: &str, topic: &str) -> Result<Option<i64>, EventError> {
+        sqlx::query_scalar("SELECT next_offset FROM event_offsets WHERE grp = ? AND topic = ?")
+            .bind(group)
+            .bind(topic)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)
+    }
 }
 
 #[async_trait]
@@ -98,13 +108,7 @@ impl EventLog for EmbeddedLog {
         group: &str,
         topic: &str,
     ) -> Result<Box<dyn Subscription>, EventError> {
-        let next: Option<i64> =
-            sqlx::query_scalar("SELECT next_offset FROM event_offsets WHERE grp = ? AND topic = ?")
-                .bind(group)
-                .bind(topic)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(err)?;
+        let next = self.committed(group, topic).await?;
         Ok(Box::new(EmbeddedSubscription {
             log: self.clone(),
             group: group.to_owned(),
@@ -169,13 +173,7 @@ impl EventLog for EmbeddedLog {
     }
 
     async fn lag(&self, group: &str, topic: &str) -> Result<Vec<GroupLag>, EventError> {
-        let committed: Option<i64> =
-            sqlx::query_scalar("SELECT next_offset FROM event_offsets WHERE grp = ? AND topic = ?")
-                .bind(group)
-                .bind(topic)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(err)?;
+        let committed = self.committed(group, topic).await?;
         // Offsets are shared by every topic of the file: count, not subtract.
         let (lag, end): (i64, Option<i64>) = sqlx::query_as(
             "SELECT COUNT(*) FILTER (WHERE offset >= ?), MAX(offset) FROM event_log WHERE topic = ?",

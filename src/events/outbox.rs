@@ -41,7 +41,7 @@ macro_rules! outbox_insert {
 pub(crate) use outbox_insert;
 
 /// The outbox's store: the relay lease, the unsent events and the backlog.
-/// (Events are written by [`outbox_insert!`] inside each area's own
+/// (Events are written by `outbox_insert!` inside each area's own
 /// transactions.) Cheap to clone.
 #[derive(Clone)]
 pub struct Outbox {

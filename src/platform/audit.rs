@@ -21,7 +21,7 @@ pub struct AuditEntry {
     pub created_at_ms: i64,
 }
 
-/// The audit trail's reader (rows are written by [`audit_record!`] inside
+/// The audit trail's reader (rows are written by `audit_record!` inside
 /// each area's own transactions). Cheap to clone.
 #[derive(Clone)]
 pub struct AuditStore {

@@ -1,13 +1,14 @@
 //! The differential test: the same random sequences of money commands go to
 //! the SQLite adapter (the rules in Rust, `wallet/rules.rs`) and to the
-//! PostgreSQL adapter (the same rules in PL/pgSQL, `walletctl_apply_batch`),
+//! PostgreSQL adapter (the same rules in PL/pgSQL, `walletctl_apply_group`,
+//! migration 0009),
 //! and everything they produce is compared field by field: every answer, the
 //! ledger rows (lock fence included), the outbox payloads (decoded strictly:
 //! exactly the expected fields), the audit rows, the stored answers and the
 //! wallets. Times and generated event ids are the only fields left out.
 //!
 //! A third of the rounds are group commits: several users' batches in one
-//! transaction (`Store::apply_group`).
+//! transaction (`WalletStore::apply_group`).
 //!
 //! The sequences mix deductions, credits and adjustments; amounts that hit
 //! zero and the balance limit; keys repeated inside one batch and across

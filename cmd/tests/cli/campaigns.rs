@@ -14,27 +14,12 @@ async fn campaign_commands_create_list_pause_and_refuse_an_unfunded_resume() {
         env: &env,
         app: &app,
     };
-    let file = env.config.data_dir.join("c.json");
-    std::fs::write(
-        &file,
-        serde_json::json!({
+    let file = cli.file("c.json", serde_json::json!({
             "campaign_id": "cli-1", "user_id": "dora", "name": "Spring",
             "pricing": {"model": "cpm", "price": 2500}, "budget": {"lifetime": 9000, "daily": 1000},
             "creative": {"title": "T", "asset_url": "https://cdn.example/t.png", "landing_url": "https://t.example/"}
-        })
-        .to_string(),
-    )
-    .unwrap();
-    cli.json(&[
-        "wallet",
-        "create",
-        "dora",
-        "--region",
-        "SOUTH_EAST",
-        "-o",
-        "json",
-    ]);
-    cli.json(&["wallet", "credit", "dora", "100", "-o", "json"]);
+        }));
+    cli.funded("dora", 100);
     let created = cli.json(&["campaigns", "create", file.to_str().unwrap(), "-o", "json"]);
     assert_eq!(
         (created["status"].as_str(), created["version"].as_i64()),
@@ -198,27 +183,12 @@ async fn campaign_assets_upload_and_billing_shows_charged_events() {
         env: &env,
         app: &app,
     };
-    let file = env.config.data_dir.join("c.json");
-    std::fs::write(
-        &file,
-        serde_json::json!({
+    let file = cli.file("c.json", serde_json::json!({
             "campaign_id": "cli-2", "user_id": "emil", "name": "Boots",
             "pricing": {"model": "cpc", "price": 300}, "budget": {"lifetime": 9000, "daily": null},
             "creative": {"title": "Boots", "asset_url": "https://cdn.example/t.png", "landing_url": "https://t.example/"}
-        })
-        .to_string(),
-    )
-    .unwrap();
-    cli.json(&[
-        "wallet",
-        "create",
-        "emil",
-        "--region",
-        "SOUTH_EAST",
-        "-o",
-        "json",
-    ]);
-    cli.json(&["wallet", "credit", "emil", "1000", "-o", "json"]);
+        }));
+    cli.funded("emil", 1000);
     cli.json(&["campaigns", "create", file.to_str().unwrap(), "-o", "json"]);
 
     // Not an image: refused before anything is sent, exit code 2.

@@ -37,6 +37,28 @@ impl Cli<'_> {
         self.cmd(args).output().expect("walletctl runs")
     }
 
+    /// A wallet in SOUTH_EAST with `amount` credited, made with the CLI.
+    pub(crate) fn funded(&self, user: &str, amount: i64) {
+        let amount = amount.to_string();
+        self.json(&[
+            "wallet",
+            "create",
+            user,
+            "--region",
+            "SOUTH_EAST",
+            "-o",
+            "json",
+        ]);
+        self.json(&["wallet", "credit", user, &amount, "-o", "json"]);
+    }
+
+    /// Writes `value` as `name` in the data directory (a campaign file, say).
+    pub(crate) fn file(&self, name: &str, value: Value) -> std::path::PathBuf {
+        let path = self.env.config.data_dir.join(name);
+        std::fs::write(&path, value.to_string()).expect("the data directory is writable");
+        path
+    }
+
     pub(crate) fn json(&self, args: &[&str]) -> Value {
         let out = self.run(args);
         assert!(

@@ -43,16 +43,7 @@ async fn reconcile_exits_0_when_clean_1_on_differences_and_2_on_error() {
         env: &env,
         app: &app,
     };
-    cli.json(&[
-        "wallet",
-        "create",
-        "ida",
-        "--region",
-        "SOUTH_EAST",
-        "-o",
-        "json",
-    ]);
-    cli.json(&["wallet", "credit", "ida", "100", "-o", "json"]);
+    cli.funded("ida", 100);
     // Events younger than reconcile.outbox_age_secs (60 s) are not differences.
     let out = cli.run(&["reconcile", "-o", "json"]);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -33,27 +33,12 @@ async fn command_output_snapshots() {
         env: &env,
         app: &app,
     };
-    let file = env.config.data_dir.join("c.json");
-    std::fs::write(
-        &file,
-        serde_json::json!({
+    let file = cli.file("c.json", serde_json::json!({
             "campaign_id": "snap-1", "user_id": "kim", "name": "Snapshot boots",
             "pricing": {"model": "cpm", "price": 1500}, "budget": {"lifetime": 9000, "daily": 1000},
             "creative": {"title": "Boots", "asset_url": "https://cdn.example/b.png", "landing_url": "https://b.example/"}
-        })
-        .to_string(),
-    )
-    .unwrap();
-    cli.json(&[
-        "wallet",
-        "create",
-        "kim",
-        "--region",
-        "SOUTH_EAST",
-        "-o",
-        "json",
-    ]);
-    cli.json(&["wallet", "credit", "kim", "2500", "-o", "json"]);
+        }));
+    cli.funded("kim", 2500);
     cli.json(&["campaigns", "create", file.to_str().unwrap(), "-o", "json"]);
     let backends = env.backends().await;
     while backends.outbox.outbox_backlog().await.unwrap() > 0 {

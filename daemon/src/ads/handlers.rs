@@ -25,15 +25,9 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for CampaignPath {
         parts: &mut axum::http::request::Parts,
         state: &S,
     ) -> Result<Self, Self::Rejection> {
-        let axum::extract::Path(raw) =
-            axum::extract::Path::<String>::from_request_parts(parts, state)
-                .await
-                .map_err(|e| {
-                    ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text())
-                })?;
-        CampaignId::parse(&raw)
+        crate::http::extract::parsed_path(parts, state, CampaignId::parse)
+            .await
             .map(CampaignPath)
-            .map_err(ApiError::invalid)
     }
 }
 

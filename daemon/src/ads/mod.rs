@@ -36,10 +36,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/campaign/{id}", get(handlers::get))
         .route("/campaign/{id}/billing", get(handlers::billing))
-        .route(
-            "/openapi.json",
-            get(|| async { axum::Json(<ApiDoc as utoipa::OpenApi>::openapi()) }),
-        )
+        .route("/openapi.json", crate::http::openapi_json::<ApiDoc, _>())
 }
 
 #[cfg(test)]

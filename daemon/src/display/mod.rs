@@ -36,10 +36,7 @@ pub struct ApiDoc;
 /// The display routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route(
-            "/openapi.json",
-            get(|| async { axum::Json(<ApiDoc as utoipa::OpenApi>::openapi()) }),
-        )
+        .route("/openapi.json", crate::http::openapi_json::<ApiDoc, _>())
         .route("/ads", get(handlers::decide))
         .route("/i/{token}", get(handlers::impression))
         .route("/c/{token}", get(handlers::click))

@@ -68,16 +68,26 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for UserPath {
         parts: &mut axum::http::request::Parts,
         state: &S,
     ) -> Result<Self, Self::Rejection> {
-        let axum::extract::Path(raw) =
-            axum::extract::Path::<String>::from_request_parts(parts, state)
-                .await
-                .map_err(|e| {
-                    ApiError::new(
-                        axum::http::StatusCode::BAD_REQUEST,
-                        "invalid_request",
-                        e.body_text(),
-                    )
-                })?;
-        UserId::parse(&raw).map(UserPath).map_err(ApiError::invalid)
+        parsed_path(parts, state, UserId::parse).await.map(UserPath)
     }
+}
+
+/// The request's one path segment, parsed with `parse`: a bad one is a 400
+/// in the API's shape. What every typed path extractor shares.
+pub async fn parsed_path<S: Send + Sync, T>(
+    parts: &mut axum::http::request::Parts,
+    state: &S,
+    parse: fn(&str) -> Result<T, walletctl_core::domain::ParseError>,
+) -> Result<T, ApiError> {
+    use axum::extract::FromRequestParts;
+    let axum::extract::Path(raw) = axum::extract::Path::<String>::from_request_parts(parts, state)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "invalid_request",
+                e.body_text(),
+            )
+        })?;
+    parse(&raw).map_err(ApiError::invalid)
 }

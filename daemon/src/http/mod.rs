@@ -11,6 +11,15 @@ pub mod limits;
 pub mod readiness;
 pub mod telemetry;
 
+/// `GET /openapi.json`: a service's OpenAPI document `D`, served on its port.
+pub fn openapi_json<D, S>() -> axum::routing::MethodRouter<S>
+where
+    D: utoipa::OpenApi + 'static,
+    S: Clone + Send + Sync + 'static,
+{
+    axum::routing::get(|| async { axum::Json(D::openapi()) })
+}
+
 /// Checks a committed OpenAPI document (`docs/{file}`) against the code and
 /// that every reference in it resolves; with `UPDATE_SNAPSHOTS` set, writes
 /// it. Returns the document's text.

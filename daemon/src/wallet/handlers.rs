@@ -87,18 +87,13 @@ pub(super) async fn deduct(
     ApiJson(body): ApiJson<MoveBody>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Deduct)?;
-    let delta = -body.amount.get();
-    move_money(
-        state,
-        &caller,
-        user,
-        &headers,
-        EntryKind::Deduct,
-        delta,
-        body.reason,
-        body.reference,
-    )
-    .await
+    let asked = Move {
+        kind: EntryKind::Deduct,
+        delta: -body.amount.get(),
+        reason: body.reason,
+        reference: body.reference,
+    };
+    move_money(state, &caller, user, &headers, asked).await
 }
 
 #[utoipa::path(post, path = "/wallet/{user_id}/credit", tag = "wallet", security(("bearer" = [])),
@@ -113,18 +108,13 @@ pub(super) async fn credit(
     ApiJson(body): ApiJson<MoveBody>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Credit)?;
-    let delta = body.amount.get();
-    move_money(
-        state,
-        &caller,
-        user,
-        &headers,
-        EntryKind::Credit,
-        delta,
-        body.reason,
-        body.reference,
-    )
-    .await
+    let asked = Move {
+        kind: EntryKind::Credit,
+        delta: body.amount.get(),
+        reason: body.reason,
+        reference: body.reference,
+    };
+    move_money(state, &caller, user, &headers, asked).await
 }
 
 #[utoipa::path(post, path = "/wallet/{user_id}/adjust", tag = "wallet", security(("bearer" = [])),
@@ -146,33 +136,34 @@ pub(super) async fn adjust(
             "reason: an adjustment needs a reason",
         ));
     }
-    let delta = body.amount.get();
-    move_money(
-        state,
-        &caller,
-        user,
-        &headers,
-        EntryKind::Adjust,
-        delta,
-        Some(body.reason),
-        body.reference,
-    )
-    .await
+    let asked = Move {
+        kind: EntryKind::Adjust,
+        delta: body.amount.get(),
+        reason: Some(body.reason),
+        reference: body.reference,
+    };
+    move_money(state, &caller, user, &headers, asked).await
 }
 
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one call site per route; a struct would only rename the list"
-)]
+/// What a money route asks for, before its key and caller are added.
+struct Move {
+    kind: EntryKind,
+    delta: i64,
+    reason: Option<String>,
+    reference: Option<String>,
+}
+
 async fn move_money(
     State(state): State<AppState>,
     caller: &Caller,
     UserPath(user): UserPath,
     headers: &HeaderMap,
-    kind: EntryKind,
-    delta: i64,
-    reason: Option<String>,
-    reference: Option<String>,
+    Move {
+        kind,
+        delta,
+        reason,
+        reference,
+    }: Move,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(headers)?;
     let cmd = MoneyCommand {

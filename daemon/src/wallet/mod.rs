@@ -52,10 +52,7 @@ pub fn routes() -> Router<AppState> {
         .route("/wallet/{user_id}/credit", post(handlers::credit))
         .route("/wallet/{user_id}/adjust", post(handlers::adjust))
         .route("/wallet/{user_id}/history", get(handlers::history))
-        .route(
-            "/openapi.json",
-            get(|| async { axum::Json(<ApiDoc as utoipa::OpenApi>::openapi()) }),
-        )
+        .route("/openapi.json", crate::http::openapi_json::<ApiDoc, _>())
 }
 
 #[cfg(test)]

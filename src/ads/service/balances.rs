@@ -205,21 +205,15 @@ impl AdsService {
         id: &CampaignId,
         balance: Option<i64>,
     ) -> Result<Option<Campaign>, AdsError> {
-        let (c, changed) = self
-            .modify(id, |c| async move {
-                Ok(c.follow_wallet(balance)
-                    .map(|(status, status_reason)| Campaign {
-                        status,
-                        status_reason,
-                        version: c.version + 1,
-                        ..c
-                    }))
-            })
-            .await?;
-        if !changed {
-            return Ok(None);
-        }
-        self.publish(&c).await.map_err(AdsError::Events)?;
-        Ok(Some(c))
+        self.modify_and_publish(id, |c| async move {
+            Ok(c.follow_wallet(balance)
+                .map(|(status, status_reason)| Campaign {
+                    status,
+                    status_reason,
+                    version: c.version + 1,
+                    ..c
+                }))
+        })
+        .await
     }
 }

@@ -34,38 +34,32 @@ impl AdsService {
     /// cannot pay, it stays paused, now with `wallet_empty`, and the wallet's
     /// events resume it. Published. `None` when nothing changed.
     pub async fn resume_budget(&self, id: &CampaignId) -> Result<Option<Campaign>, AdsError> {
-        let (c, changed) = self
-            .modify(id, |c| async move {
-                if !(c.status == Status::Paused
-                    && c.status_reason == Some(StatusReason::BudgetExhausted))
-                {
-                    return Ok(None);
-                }
-                let user = UserId::parse(&c.user_id).map_err(AdsError::Invalid)?;
-                let balance = self
-                    .balances
-                    .balance(&user)
-                    .await
-                    .map_err(AdsError::Wallet)?;
-                let can_pay = c.wallet_can_pay(balance);
-                Ok(Some(Campaign {
-                    status: if can_pay {
-                        Status::Active
-                    } else {
-                        Status::Paused
-                    },
-                    status_reason: (!can_pay).then_some(StatusReason::WalletEmpty),
-                    status_wallet_version: None,
-                    version: c.version + 1,
-                    ..c
-                }))
-            })
-            .await?;
-        if !changed {
-            return Ok(None);
-        }
-        self.publish(&c).await.map_err(AdsError::Events)?;
-        Ok(Some(c))
+        self.modify_and_publish(id, |c| async move {
+            if !(c.status == Status::Paused
+                && c.status_reason == Some(StatusReason::BudgetExhausted))
+            {
+                return Ok(None);
+            }
+            let user = UserId::parse(&c.user_id).map_err(AdsError::Invalid)?;
+            let balance = self
+                .balances
+                .balance(&user)
+                .await
+                .map_err(AdsError::Wallet)?;
+            let can_pay = c.wallet_can_pay(balance);
+            Ok(Some(Campaign {
+                status: if can_pay {
+                    Status::Active
+                } else {
+                    Status::Paused
+                },
+                status_reason: (!can_pay).then_some(StatusReason::WalletEmpty),
+                status_wallet_version: None,
+                version: c.version + 1,
+                ..c
+            }))
+        })
+        .await
     }
 
     /// Records what billing has charged a campaign; never lowers it.

@@ -72,6 +72,26 @@ impl MongoCampaigns {
     fn coll(&self) -> Collection<Document> {
         self.mongo.db().collection(COLLECTION)
     }
+
+    /// The campaigns matching `filter`, in `sort` order, at most `limit`.
+    async fn campaigns(
+        &self,
+        filter: Document,
+        sort: Document,
+        limit: Option<i64>,
+    ) -> Result<Vec<Campaign>, CampaignStoreError> {
+        let docs: Vec<Document> = self
+            .coll()
+            .find(filter)
+            .sort(sort)
+            .limit(limit.unwrap_or(0))
+            .await
+            .map_err(err)?
+            .try_collect()
+            .await
+            .map_err(err)?;
+        docs.into_iter().map(from_doc).collect()
+    }
 }
 
 #[async_trait]
@@ -167,16 +187,8 @@ impl CampaignStore for MongoCampaigns {
         if only_active {
             filter.insert("status", "active");
         }
-        let docs: Vec<Document> = self
-            .coll()
-            .find(filter)
-            .sort(doc! { "campaign_id": 1 })
+        self.campaigns(filter, doc! { "campaign_id": 1 }, None)
             .await
-            .map_err(err)?
-            .try_collect()
-            .await
-            .map_err(err)?;
-        docs.into_iter().map(from_doc).collect()
     }
 
     async fn replace(
@@ -204,17 +216,7 @@ impl CampaignStore for MongoCampaigns {
             Some(id) => doc! { "_id": { "$gt": id } },
             None => doc! {},
         };
-        let docs: Vec<Document> = self
-            .coll()
-            .find(filter)
-            .sort(doc! { "_id": 1 })
-            .limit(limit)
-            .await
-            .map_err(err)?
-            .try_collect()
-            .await
-            .map_err(err)?;
-        docs.into_iter().map(from_doc).collect()
+        self.campaigns(filter, doc! { "_id": 1 }, Some(limit)).await
     }
 
     async fn wallet_version(&self, user: &UserId) -> Result<Option<i64>, CampaignStoreError> {

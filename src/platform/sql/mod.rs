@@ -9,7 +9,7 @@
 //! Each engine has its own typed pools (`PgPool`, `SqlitePool`); nothing goes
 //! through `sqlx::Any`. A statement both engines share is written once, in
 //! the dialect both accept (`$N` parameters, `RETURNING`, `ON CONFLICT`),
-//! inside [`in_tx!`], which expands its body once per engine so that each
+//! inside `in_tx!`, which expands its body once per engine so that each
 //! driver type-checks its own statements and rows. Where the engines differ
 //! (the money path), each has its own adapter module.
 //! Correctness lives in the transactions: each money movement is one with a
@@ -19,7 +19,7 @@
 //! PgBouncer in transaction mode hands a client's statements to whichever
 //! server connection is free, so named prepared statements leak between
 //! clients. Every statement on the primary therefore runs inside an explicit
-//! transaction and unprepared (`persistent(false)`); see [`in_tx!`].
+//! transaction and unprepared (`persistent(false)`); see `in_tx!`.
 //!
 //! Pools do not ping a connection before handing it out
 //! (`test_before_acquire(false)`): that would add a round trip to every

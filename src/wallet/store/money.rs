@@ -54,8 +54,8 @@ impl WalletStore {
     ///    answers with the stored result (or a mismatch error). Keys belong
     ///    to the caller: another caller's equal key is another key;
     /// 3. each new command is decided in arrival order against the running
-    ///    balance ([`rules::apply`]), writing its ledger entry, outbox event
-    ///    and stored answer ([`StoredAnswer`]);
+    ///    balance ([`crate::wallet::rules::apply`]), writing its ledger entry, outbox event
+    ///    and stored answer ([`crate::wallet::StoredAnswer`]);
     /// 4. the wallet row is written once, guarded by the version read in 1,
     ///    and the `CHECK (balance >= 0)` constraint stands behind it all.
     ///
