@@ -3,6 +3,7 @@
 //! Tests of things only the distributed mode has (replicas, PgBouncer, Redis,
 //! two instances) are plain `#[tokio::test]`s on the real stack.
 
+mod accounts;
 mod backends_down;
 mod bad_input;
 mod batching;

@@ -7,6 +7,7 @@ mod ops;
 mod setup;
 mod shards;
 mod snapshots;
+mod token;
 mod wallet;
 
 use std::process::{Command, Output, Stdio};

@@ -122,7 +122,7 @@ impl UpdateBody {
 }
 
 #[utoipa::path(post, path = "/campaigns", tag = "campaigns", security(("bearer" = [])),
-    description = "Create a campaign. Idempotent by campaign_id: the same definition again answers 200 with the stored campaign. Scope: campaigns_write.",
+    description = "Create a campaign. Idempotent by campaign_id: the same definition again answers 200 with the stored campaign. Scope: campaigns_write. A token bound to accounts creates campaigns only for its own (another user_id answers 404 wallet_not_found).",
     request_body = CampaignInput,
     responses((status = 201, description = "Created", body = Campaign),
         (status = 200, description = "Created before with the same definition", body = Campaign),
@@ -143,6 +143,18 @@ pub(super) async fn create(
         )
         .with_details(serde_json::json!({ "field": field }))
     })?;
+    // A bound token creates campaigns only for its own accounts.
+    caller.reach(new.user().as_str(), ApiError::wallet_not_found)?;
+    // And never learns, through an id clash, of another advertiser's campaign.
+    if let Ok(existing) = state.ads.get(new.id()).await
+        && !caller.reaches(&existing.user_id)
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "campaign_exists",
+            "a campaign with this id already exists; choose another id",
+        ));
+    }
     Ok(match state.ads.create(new).await? {
         Created::New(c) => (StatusCode::CREATED, Json(c)).into_response(),
         Created::Existing(c) => {
@@ -155,7 +167,7 @@ pub(super) async fn create(
 }
 
 #[utoipa::path(get, path = "/campaigns/{user_id}", tag = "campaigns", security(("bearer" = [])),
-    description = "An advertiser's campaigns: the active ones, or all with ?status=all. Scope: campaigns_read.",
+    description = "An advertiser's campaigns: the active ones, or all with ?status=all. Scope: campaigns_read. A token bound to accounts reaches only its own; another's answers 404 as if it did not exist.",
     params(("user_id" = String, Path, description = "The advertiser: 1-64 characters of A-Z a-z 0-9 _ - .", pattern = r"^[A-Za-z0-9_.\-]{1,64}$"), ListQuery),
     responses((status = 200, description = "The campaigns, by id", body = CampaignList), Errors))]
 pub(super) async fn list(
@@ -165,6 +177,7 @@ pub(super) async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::CampaignsRead)?;
+    caller.reach(user.as_str(), ApiError::wallet_not_found)?;
     let campaigns = state
         .ads
         .list(&user, matches!(q.status, Which::All))
@@ -173,13 +186,17 @@ pub(super) async fn list(
 }
 
 #[utoipa::path(get, path = "/campaigns", tag = "campaigns", security(("bearer" = [])),
-    description = "Every campaign ad display may serve: active, and payable as far as the cache knows the advertiser's balance. Ad display reads its candidates here. Scope: campaigns_read.",
+    description = "Every campaign ad display may serve: active, and payable as far as the cache knows the advertiser's balance. Ad display reads its candidates here. Scope: campaigns_read; not for a token bound to accounts (404).",
     responses((status = 200, description = "The serving pool", body = CampaignList), Errors))]
 pub(super) async fn pool(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::CampaignsRead)?;
+    // The pool spans every advertiser: not for an advertiser's token.
+    if caller.is_bound() {
+        return Err(ApiError::route_not_found());
+    }
     let campaigns = state.ads.serving_pool().await?;
     Ok(Json(CampaignList { campaigns }).into_response())
 }
@@ -203,7 +220,7 @@ pub(super) struct BillingView {
 }
 
 #[utoipa::path(get, path = "/campaign/{campaign_id}/billing", tag = "campaigns", security(("bearer" = [])),
-    description = "A campaign's billing: impressions and clicks billed, what they cost, and each ad event with its outcome (billed, or unbilled with the reason). Scope: campaigns_read.",
+    description = "A campaign's billing: impressions and clicks billed, what they cost, and each ad event with its outcome (billed, or unbilled with the reason). Scope: campaigns_read. A token bound to accounts reaches only its own; another's answers 404 as if it did not exist.",
     params(("campaign_id" = String, Path, description = "1-64 characters of A-Z a-z 0-9 _ - .", pattern = r"^[A-Za-z0-9_.\-]{1,64}$"), BillingQuery),
     responses((status = 200, description = "Totals and events", body = BillingView), Errors))]
 pub(super) async fn billing(
@@ -222,7 +239,7 @@ pub(super) async fn billing(
         )
         .with_details(serde_json::json!({ "field": "limit" })));
     }
-    state.ads.get(&id).await?;
+    owned(&state, &caller, &id).await?;
     let store = &state.backends.billing;
     // Events first: the totals, read after, count at least every event listed.
     let events = store.ad_events(id.as_str(), i64::from(limit)).await?;
@@ -244,7 +261,7 @@ pub(super) struct Uploaded {
 }
 
 #[utoipa::path(post, path = "/campaigns/{campaign_id}/asset", tag = "campaigns", security(("bearer" = [])),
-    description = "Uploads an image (PNG, JPEG, GIF or WebP, at most 1 MiB; the body is the image, the Content-Type its type) and makes it the campaign's creative image. It is named by the SHA-256 of its bytes and served by the display service at /assets/{asset_id}, cacheable forever. Uploading the same image again changes nothing. Scope: campaigns_write.",
+    description = "Uploads an image (PNG, JPEG, GIF or WebP, at most 1 MiB; the body is the image, the Content-Type its type) and makes it the campaign's creative image. It is named by the SHA-256 of its bytes and served by the display service at /assets/{asset_id}, cacheable forever. Uploading the same image again changes nothing. Scope: campaigns_write. A token bound to accounts reaches only its own; another's answers 404 as if it did not exist.",
     params(("campaign_id" = String, Path, description = "1-64 characters of A-Z a-z 0-9 _ - .", pattern = r"^[A-Za-z0-9_.\-]{1,64}$")),
     request_body(content = Vec<u8>, content_type = "image/png", description = "The image's bytes"),
     responses((status = 200, description = "Stored", body = Uploaded),
@@ -259,6 +276,7 @@ pub(super) async fn upload_asset(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::CampaignsWrite)?;
+    owned(&state, &caller, &id).await?;
     let declared = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
@@ -274,7 +292,7 @@ pub(super) async fn upload_asset(
 }
 
 #[utoipa::path(get, path = "/campaign/{campaign_id}", tag = "campaigns", security(("bearer" = [])),
-    description = "One campaign, whatever its status. Scope: campaigns_read.",
+    description = "One campaign, whatever its status. Scope: campaigns_read. A token bound to accounts reaches only its own; another's answers 404 as if it did not exist.",
     params(("campaign_id" = String, Path, description = "1-64 characters of A-Z a-z 0-9 _ - .", pattern = r"^[A-Za-z0-9_.\-]{1,64}$")),
     responses((status = 200, description = "The campaign", body = Campaign), Errors))]
 pub(super) async fn get(
@@ -283,11 +301,11 @@ pub(super) async fn get(
     CampaignPath(id): CampaignPath,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::CampaignsRead)?;
-    Ok(Json(state.ads.get(&id).await?).into_response())
+    Ok(Json(owned(&state, &caller, &id).await?).into_response())
 }
 
 #[utoipa::path(post, path = "/campaigns/{campaign_id}/update", tag = "campaigns", security(("bearer" = [])),
-    description = "Pause, resume (only if the advertiser's wallet can pay the campaign's smallest charge), or change fields. Scope: campaigns_write.",
+    description = "Pause, resume (only if the advertiser's wallet can pay the campaign's smallest charge), or change fields. Scope: campaigns_write. A token bound to accounts reaches only its own; another's answers 404 as if it did not exist.",
     params(("campaign_id" = String, Path, description = "1-64 characters of A-Z a-z 0-9 _ - .", pattern = r"^[A-Za-z0-9_.\-]{1,64}$")),
     request_body = UpdateBody,
     responses((status = 200, description = "The campaign after the change", body = Campaign),
@@ -300,8 +318,18 @@ pub(super) async fn update(
     ApiJson(body): ApiJson<UpdateBody>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::CampaignsWrite)?;
+    // A campaign's advertiser never changes, so checking first is enough.
+    owned(&state, &caller, &id).await?;
     let update = body.into_update()?;
     Ok(Json(state.ads.update(&id, update).await?).into_response())
+}
+
+/// Campaign `id`, if the caller reaches its advertiser; another
+/// advertiser's campaign answers 404 exactly as a missing one does.
+async fn owned(state: &AppState, caller: &Caller, id: &CampaignId) -> Result<Campaign, ApiError> {
+    let c = state.ads.get(id).await?;
+    caller.reach(&c.user_id, ApiError::campaign_not_found)?;
+    Ok(c)
 }
 
 /// The answers every campaign route may give besides its own (OpenAPI only).

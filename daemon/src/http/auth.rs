@@ -107,6 +107,29 @@ impl Caller {
         self.0.scopes.contains(scope)
     }
 
+    /// Whether the caller reaches `user`'s wallet and campaigns: always for
+    /// an unbound (operator or service) token, only its own accounts for a
+    /// bound one.
+    pub fn reaches(&self, user: &str) -> bool {
+        self.0.accounts.reach(user)
+    }
+
+    /// `not_found` unless the caller reaches `user`: another advertiser's
+    /// ids answer exactly as ids that do not exist, so none is revealed.
+    pub fn reach(&self, user: &str, not_found: fn() -> ApiError) -> Result<(), ApiError> {
+        if self.reaches(user) {
+            Ok(())
+        } else {
+            metrics::counter!("auth_account_refusals_total").increment(1);
+            Err(not_found())
+        }
+    }
+
+    /// Whether the token is bound to advertiser accounts.
+    pub fn is_bound(&self) -> bool {
+        self.0.accounts.is_bound()
+    }
+
     /// The token's name: the actor in the ledger and the audit trail, and the
     /// namespace of its idempotency keys.
     pub fn name(&self) -> &str {

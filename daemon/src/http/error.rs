@@ -54,6 +54,29 @@ impl ApiError {
         self
     }
 
+    /// 404 `wallet_not_found`: no wallet for this user, or none this caller reaches.
+    pub fn wallet_not_found() -> Self {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "wallet_not_found",
+            "no wallet for this user",
+        )
+    }
+
+    /// 404 `campaign_not_found`: no campaign with this id, or none this caller reaches.
+    pub fn campaign_not_found() -> Self {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "campaign_not_found",
+            "no campaign with this id",
+        )
+    }
+
+    /// 404 `not_found`: a route (or an account) this caller does not reach.
+    pub fn route_not_found() -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+    }
+
     /// 400 for a value that failed its domain type.
     pub fn invalid(e: ParseError) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
@@ -147,16 +170,11 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
+            StoreError::NotFound("wallet") => ApiError::wallet_not_found(),
             StoreError::NotFound(what) => ApiError::new(
                 StatusCode::NOT_FOUND,
-                match what {
-                    "wallet" => "wallet_not_found",
-                    _ => "not_found",
-                },
-                match what {
-                    "wallet" => "no wallet for this user".to_owned(),
-                    _ => format!("no {what} for this key"),
-                },
+                "not_found",
+                format!("no {what} for this key"),
             ),
             StoreError::Exists(what) => ApiError::new(
                 StatusCode::CONFLICT,
@@ -171,6 +189,7 @@ impl From<StoreError> for ApiError {
                     _ => format!("a {what} with this key already exists"),
                 },
             ),
+            StoreError::Invalid(e) => ApiError::invalid(e),
             StoreError::IdempotencyKeyReused => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",
@@ -208,7 +227,7 @@ impl From<StoreError> for ApiError {
 impl From<AdsError> for ApiError {
     fn from(e: AdsError) -> Self {
         match e {
-            AdsError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "campaign_not_found", "no campaign with this id"),
+            AdsError::NotFound => ApiError::campaign_not_found(),
             AdsError::Exists(existing) => ApiError::new(
                 StatusCode::CONFLICT,
                 "campaign_exists",
@@ -300,7 +319,7 @@ impl From<QueryRejection> for ApiError {
 
 /// The answer to a route that does not exist.
 pub async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+    ApiError::route_not_found()
 }
 
 /// Gives axum's own `405 Method Not Allowed` (which lists the route's methods

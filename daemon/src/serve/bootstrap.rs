@@ -60,13 +60,25 @@ pub async fn prepare(backends: &Backends) -> anyhow::Result<Prepared> {
     {
         let token = backends
             .tokens
-            .create_token("operator", &Scopes::all(), "walletctl serve")
+            .create_service_token("operator", &Scopes::all(), "walletctl serve")
             .await
             .context("creating the operator token")?;
         let path = backends.config.operator_token_path();
         write_secret(&path, &token.secret)
             .with_context(|| format!("writing {}", path.display()))?;
         tracing::info!(path = %path.display(), "first run: created the operator token (all scopes); walletctl reads it from there");
+    }
+    // A token made before names were reserved could share billing's
+    // idempotency namespace: say so at every start until it is revoked.
+    for t in backends
+        .tokens
+        .list_tokens()
+        .await
+        .context("listing tokens")?
+    {
+        if t.revoked_at_ms.is_none() && t.name == walletctl_core::billing::ACTOR {
+            tracing::warn!(token = %t.name, "a token is named like billing's own caller and shares its idempotency keys; revoke it: walletctl token revoke billing");
+        }
     }
     let config = &backends.config;
     let ads_token = match &config.ads.wallet_token {
@@ -122,7 +134,7 @@ async fn service_token(
     );
     let token = backends
         .tokens
-        .create_token(&name, &Scopes::of(&[scope]), "walletctl serve")
+        .create_service_token(&name, &Scopes::of(&[scope]), "walletctl serve")
         .await
         .with_context(|| format!("creating the {service} token"))?;
     write_secret(path, &token.secret).with_context(|| format!("writing {}", path.display()))?;

@@ -41,7 +41,7 @@ pub(super) async fn create(
 }
 
 #[utoipa::path(get, path = "/wallet/{user_id}/balance", tag = "wallet", security(("bearer" = [])),
-    description = "Read a balance. Scope: read. The x-read-source header names the node that answered.",
+    description = "Read a balance. Scope: read. The x-read-source header names the node that answered. A token bound to accounts reaches only its own; another's answers 404 as if it did not exist.",
     params(UserParam, ReadQuery),
     responses((status = 200, description = "The wallet", body = WalletBody),
         Errors))]
@@ -52,6 +52,7 @@ pub(super) async fn balance(
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Read)?;
+    caller.reach(user.as_str(), ApiError::wallet_not_found)?;
     let read = state.wallet.balance(&user, q.consistency).await?;
     let source = HeaderValue::from_str(&read.source).ok();
     let mut res = Json(WalletBody::new(read.wallet, Some(read.source))).into_response();
@@ -165,6 +166,8 @@ async fn move_money(
         reference,
     }: Move,
 ) -> Result<Response, ApiError> {
+    // Bound tokens hold no money scope (`Grant`); this stands behind that.
+    caller.reach(user.as_str(), ApiError::wallet_not_found)?;
     let key = idempotency_key(headers)?;
     let cmd = MoneyCommand {
         user,
@@ -192,7 +195,7 @@ fn record(kind: EntryKind, outcome: &Outcome) {
 }
 
 #[utoipa::path(get, path = "/wallet/{user_id}/history", tag = "wallet", security(("bearer" = [])),
-    description = "Ledger entries, newest first. Scope: read.",
+    description = "Ledger entries, newest first. Scope: read. A token bound to accounts reaches only its own; another's answers 404 as if it did not exist.",
     params(UserParam, HistoryQuery),
     responses((status = 200, description = "A page", body = HistoryPage),
         Errors))]
@@ -203,6 +206,7 @@ pub(super) async fn history(
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Read)?;
+    caller.reach(user.as_str(), ApiError::wallet_not_found)?;
     let limit = match q.limit.unwrap_or(50) {
         n @ 1..=500 => n as u32,
         _ => {

@@ -4,6 +4,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use super::Scopes;
+use super::grant::{Accounts, Grant, is_reserved, parse_token_name};
 use crate::domain::now_ms;
 use crate::platform::audit::audit_record;
 use crate::platform::sql::{Db, StoreError, in_tx};
@@ -11,10 +12,13 @@ use crate::platform::sql::{Db, StoreError, in_tx};
 /// A token as the service sees it after checking it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenInfo {
-    /// The token's name: the actor recorded in the ledger and audit trail.
+    /// The token's name: the actor recorded in the ledger and audit trail,
+    /// and the namespace of its idempotency keys.
     pub name: String,
     /// What it may do.
     pub scopes: Scopes,
+    /// Which accounts it reaches.
+    pub accounts: Accounts,
 }
 
 /// A token just created; the secret is shown once and never stored.
@@ -26,6 +30,23 @@ pub struct NewToken {
     pub secret: String,
     /// Its scopes.
     pub scopes: Scopes,
+    /// The accounts it is bound to.
+    pub accounts: Accounts,
+}
+
+/// A token as `walletctl token list` shows it (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TokenListing {
+    /// Its name.
+    pub name: String,
+    /// Its scopes, comma-separated.
+    pub scopes: String,
+    /// The accounts it is bound to, comma-separated; empty when unbound.
+    pub accounts: String,
+    /// When it was created, ms since the epoch.
+    pub created_at_ms: i64,
+    /// When it was revoked, if it was.
+    pub revoked_at_ms: Option<i64>,
 }
 
 /// A secret's SHA-256: what is kept of it (in the database, hex; in
@@ -51,24 +72,54 @@ impl TokenStore {
         TokenStore { db }
     }
 
-    /// Creates a token. Names are unique. The creation is audited as `actor`'s.
+    /// Creates an API caller's token. Names are unique, and none of
+    /// walletctl's own callers' names may be taken (see
+    /// [`super::is_reserved`]). The creation is audited as `actor`'s, with
+    /// the scopes and accounts.
     pub async fn create_token(
+        &self,
+        name: &str,
+        grant: impl Into<Grant>,
+        actor: &str,
+    ) -> Result<NewToken, StoreError> {
+        let name = parse_token_name(name).map_err(StoreError::Invalid)?;
+        self.insert(&name, &grant.into(), actor).await
+    }
+
+    /// Creates the token of one of walletctl's own callers (`operator`, the
+    /// ads and display services' tokens): a reserved name, unbound.
+    pub async fn create_service_token(
         &self,
         name: &str,
         scopes: &Scopes,
         actor: &str,
     ) -> Result<NewToken, StoreError> {
+        if !is_reserved(name) {
+            return Err(StoreError::Failed(format!(
+                "{name:?} is not a name reserved for walletctl's own callers"
+            )));
+        }
+        self.insert(name, &Grant::unbound(scopes.clone()), actor)
+            .await
+    }
+
+    async fn insert(&self, name: &str, grant: &Grant, actor: &str) -> Result<NewToken, StoreError> {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
         let secret = format!("wct_{}", hex::encode(bytes));
-        let details = serde_json::json!({ "scopes": scopes.to_string() });
+        let (scopes, accounts) = (grant.scopes(), grant.accounts());
+        let details = serde_json::json!({
+            "scopes": scopes.to_string(),
+            "accounts": accounts.to_string(),
+        });
         in_tx!(self.db, admin, |tx| {
-            let res = sqlx::query("INSERT INTO api_tokens (id, name, token_hash, scopes, created_at_ms) VALUES ($1, $2, $3, $4, $5)")
+            let res = sqlx::query("INSERT INTO api_tokens (id, name, token_hash, scopes, accounts, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)")
                 .persistent(false)
                 .bind(uuid::Uuid::new_v4().to_string())
                 .bind(name)
                 .bind(digest(&secret))
                 .bind(scopes.to_string())
+                .bind(accounts.to_string())
                 .bind(now_ms())
                 .execute(&mut *tx)
                 .await;
@@ -84,27 +135,51 @@ impl TokenStore {
             name: name.to_owned(),
             secret,
             scopes: scopes.clone(),
+            accounts: accounts.clone(),
         })
+    }
+
+    /// Every token, by name, with its scopes and accounts (never a secret).
+    pub async fn list_tokens(&self) -> Result<Vec<TokenListing>, StoreError> {
+        const SQL: &str = "SELECT name, scopes, accounts, created_at_ms, revoked_at_ms FROM api_tokens ORDER BY name";
+        let rows = in_tx!(self.db, primary, |tx| {
+            sqlx::query_as::<_, (String, String, String, i64, Option<i64>)>(SQL)
+                .persistent(false)
+                .fetch_all(&mut *tx)
+                .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(
+                |(name, scopes, accounts, created_at_ms, revoked_at_ms)| TokenListing {
+                    name,
+                    scopes,
+                    accounts,
+                    created_at_ms,
+                    revoked_at_ms,
+                },
+            )
+            .collect())
     }
 
     /// Looks a bearer secret up; `None` if unknown or revoked.
     pub async fn verify_token(&self, secret: &str) -> Result<Option<TokenInfo>, StoreError> {
-        const SQL: &str =
-            "SELECT name, scopes FROM api_tokens WHERE token_hash = $1 AND revoked_at_ms IS NULL";
+        const SQL: &str = "SELECT name, scopes, accounts FROM api_tokens WHERE token_hash = $1 AND revoked_at_ms IS NULL";
         let row = in_tx!(self.db, primary, |tx| {
-            sqlx::query_as::<_, (String, String)>(SQL)
+            sqlx::query_as::<_, (String, String, String)>(SQL)
                 .persistent(false)
                 .bind(digest(secret))
                 .fetch_optional(&mut *tx)
                 .await?
         });
-        let Some((name, scopes)) = row else {
+        let Some((name, scopes, accounts)) = row else {
             return Ok(None);
         };
+        let stored = |e| StoreError::Database(sqlx::Error::Decode(Box::new(e)));
         Ok(Some(TokenInfo {
             name,
-            scopes: Scopes::parse(&scopes)
-                .map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))?,
+            scopes: Scopes::parse(&scopes).map_err(stored)?,
+            accounts: Accounts::parse(&accounts).map_err(stored)?,
         }))
     }
 

@@ -12,6 +12,10 @@ pub enum StoreError {
     /// `token` with that name, …
     #[error("a {0} with this key already exists")]
     Exists(&'static str),
+    /// A value the caller gave was refused (a reserved token name…);
+    /// nothing was done.
+    #[error("{0}")]
+    Invalid(crate::domain::ParseError),
     /// A name the configuration does not know (a `replica`).
     #[error("unknown {what} {name:?}; it must be named in the configuration")]
     Unknown {
@@ -103,6 +107,7 @@ impl StoreError {
             StoreError::NotFound(what) => StoreError::NotFound(what),
             StoreError::Exists(what) => StoreError::Exists(what),
             StoreError::IdempotencyKeyReused => StoreError::IdempotencyKeyReused,
+            StoreError::Invalid(e) => StoreError::Invalid(e.clone()),
             StoreError::Unknown { what, name } => StoreError::Unknown {
                 what,
                 name: name.clone(),
