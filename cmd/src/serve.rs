@@ -57,6 +57,7 @@ pub async fn run(g: &GlobalOpts, opts: Opts) -> anyhow::Result<()> {
         } else {
             None
         },
+        admin: Some(bind(listen.admin, "admin").await?),
     };
     tracing::info!(
         data_dir = %config.data_dir.display(),

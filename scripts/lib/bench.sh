@@ -52,16 +52,17 @@ require_seeded() { # database
 # share one), JSON logs at warn, and group
 # commits on sessions of the primary itself (postgres.commit_url), as
 # docs/configuration.md recommends: one round trip per group, no PgBouncer.
-# Ports 28480-28482, or for INSTANCE i 2848i, 2849i and 2850i; all below
+# Ports 28480-28483 (the last the admin listener, /metrics), or for
+# INSTANCE i 2848i, 2849i, 2850i and 2851i; all below
 # the kernel's ephemeral range, so a load generator that starts before a
 # server cannot connect to itself.
 bench_config() { # out, database, data dir, topic prefix, [instance]
   local out=$1 db=$2 data=$3 topic=$4 i=${5:-}
-  local wallet=28480 ads=28481 display=28482
-  if [ -n "$i" ]; then wallet=2848$i ads=2849$i display=2850$i; fi
+  local wallet=28480 ads=28481 display=28482 admin=28483
+  if [ -n "$i" ]; then wallet=2848$i ads=2849$i display=2850$i admin=2851$i; fi
   sed -e "s#/walletctl\"#/$db\"#" -e "s#^data_dir = .*#data_dir = \"$data\"#" "$STACK_DIR/walletctl.toml" >"$out"
-  printf '\n[log]\nformat = "json"\nfilter = "warn"\n\n[listen]\nwallet = "127.0.0.1:%s"\nads = "127.0.0.1:%s"\ndisplay = "127.0.0.1:%s"\n' \
-    "$wallet" "$ads" "$display" >>"$out"
+  printf '\n[log]\nformat = "json"\nfilter = "warn"\n\n[listen]\nwallet = "127.0.0.1:%s"\nads = "127.0.0.1:%s"\ndisplay = "127.0.0.1:%s"\nadmin = "127.0.0.1:%s"\n' \
+    "$wallet" "$ads" "$display" "$admin" >>"$out"
   sed -i "s#^brokers = \(.*\)#brokers = \1\ntopic_prefix = \"$topic\"#" "$out"
   sed -i 's#^url = "postgres://\([^@]*\)@127.0.0.1:56432/\(.*\)"#&\ncommit_url = "postgres://\1@127.0.0.1:55432/\2"#' "$out"
 }

@@ -35,6 +35,12 @@ pub struct ListenConfig {
     pub ads: SocketAddr,
     /// The ad display service (default `127.0.0.1:8482`).
     pub display: SocketAddr,
+    /// The admin listener: `/metrics` and `/healthz` for Prometheus and
+    /// operators, with no token (default `127.0.0.1:8483`). Keep it off the
+    /// public network: the service ports answer `/metrics` only to a token
+    /// with the `metrics` scope.
+    #[serde(default = "default_admin")]
+    pub admin: SocketAddr,
     /// On a stop signal, how long `/readyz` answers `503 stopping` while
     /// everything else still serves, before the workers and then the
     /// listeners stop, in milliseconds (default 0). Behind a load balancer,
@@ -42,4 +48,8 @@ pub struct ListenConfig {
     /// traffic before the listener closes.
     #[serde(default)]
     pub drain_ms: u64,
+}
+
+fn default_admin() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8483))
 }

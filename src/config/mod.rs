@@ -99,6 +99,7 @@ impl Default for Config {
                 wallet: SocketAddr::from(([127, 0, 0, 1], 8480)),
                 ads: SocketAddr::from(([127, 0, 0, 1], 8481)),
                 display: SocketAddr::from(([127, 0, 0, 1], 8482)),
+                admin: SocketAddr::from(([127, 0, 0, 1], 8483)),
                 drain_ms: 0,
             },
             wallet: WalletConfig {

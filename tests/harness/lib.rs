@@ -220,6 +220,8 @@ pub struct App {
     pub ads: String,
     /// Base URL of the ad display service.
     pub display: String,
+    /// Base URL of the admin listener (`/metrics`, no token).
+    pub admin: String,
     /// The operator token (all scopes) written on first run.
     pub token: String,
     /// A client.
@@ -255,6 +257,7 @@ impl App {
         let token_path = config.operator_token_path();
         let backends = Backends::open(config).await.expect("backends open");
         let ((w, wa), (a, aa), (d, da)) = (listener().await, listener().await, listener().await);
+        let (m, ma) = listener().await;
         let (tx, signals) = stop_signals();
         let task = tokio::spawn(walletctl_daemon::serve(
             backends,
@@ -262,6 +265,7 @@ impl App {
                 wallet: Some(w),
                 ads: Some(a),
                 display: Some(d),
+                admin: Some(m),
             },
             signals,
         ));
@@ -294,6 +298,7 @@ impl App {
             wallet,
             ads: format!("http://{aa}"),
             display: format!("http://{da}"),
+            admin: format!("http://{ma}"),
             token,
             http,
             stop: Some(tx),
@@ -337,6 +342,7 @@ impl App {
             wallet: management.wallet.clone(),
             ads: management.ads.clone(),
             display,
+            admin: management.admin.clone(),
             token: management.token.clone(),
             http: management.http.clone(),
             stop: Some(tx),
@@ -406,11 +412,11 @@ impl App {
         b["balance"].as_i64().expect("balance is an integer")
     }
 
-    /// The wallet service's Prometheus text.
+    /// The process's Prometheus text, from the admin listener.
     pub async fn metrics(&self) -> String {
         let res = self
             .http
-            .get(format!("{}/metrics", self.wallet))
+            .get(format!("{}/metrics", self.admin))
             .send()
             .await
             .expect("metrics answered");

@@ -44,7 +44,7 @@ pub fn routes(service: Service) -> axum::Router<AppState> {
             "/readyz",
             get(move |state: State<AppState>, parts: Parts| readyz(state, parts, service)),
         )
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics_with_scope))
 }
 
 /// What each service needs to be ready, probed concurrently.
@@ -172,7 +172,17 @@ async fn readyz(State(state): State<AppState>, parts: Parts, service: Service) -
         .into_response()
 }
 
-async fn metrics() -> Response {
+/// `/metrics` on a service port: only to a token with the `metrics` scope,
+/// since the series carry money totals and the display port faces the web.
+async fn metrics_with_scope(
+    caller: crate::http::auth::Caller,
+) -> Result<Response, crate::http::error::ApiError> {
+    caller.require(walletctl_core::platform::auth::Scope::Metrics)?;
+    Ok(metrics().await)
+}
+
+/// The Prometheus text of every series this process records.
+pub async fn metrics() -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         crate::http::telemetry::metrics_handle().render(),

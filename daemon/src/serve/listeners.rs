@@ -47,6 +47,22 @@ pub fn router(state: AppState, service: Service) -> Router {
         .with_state(state)
 }
 
+/// The admin listener's router: `/metrics` (one registry for the whole
+/// process, every service's series) and `/healthz`, with no token. It
+/// binds to loopback by default (`listen.admin`).
+pub fn admin_router() -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(crate::http::health::metrics))
+        .route(
+            "/healthz",
+            axum::routing::get(|| async {
+                axum::Json(serde_json::json!({ "status": "ok", "service": "admin" }))
+            }),
+        )
+        .fallback(not_found)
+        .layer(TraceLayer::new_for_http().on_failure(log_failure))
+}
+
 /// Logs a failed response. A 503 is a state the answer itself states (not
 /// ready, stopping, a backend down), logged at `warn` where it arises;
 /// polled by a load balancer, it would otherwise be an error line per probe.

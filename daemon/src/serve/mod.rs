@@ -31,6 +31,8 @@ pub struct Listeners {
     pub ads: Option<TcpListener>,
     /// The ad display service.
     pub display: Option<TcpListener>,
+    /// The admin listener (`/metrics`, `/healthz`, no token).
+    pub admin: Option<TcpListener>,
 }
 
 /// Runs the services on the given listeners until the first of `stop_signals`
@@ -87,6 +89,15 @@ pub async fn serve(
             listeners::serve_http(listener, app, stop)
                 .await
                 .with_context(|| format!("serving {}", service.name()))
+        });
+    }
+    if let Some(listener) = listeners.admin {
+        tracing::info!(addr = %listener.local_addr()?, "admin listener (metrics)");
+        let (app, stop) = (listeners::admin_router(), stop.clone());
+        servers.spawn(async move {
+            listeners::serve_http(listener, app, stop)
+                .await
+                .context("serving the admin listener")
         });
     }
     workers::spawn(

@@ -20,17 +20,20 @@ pub enum Scope {
     CampaignsRead,
     /// Create, change, pause and resume campaigns.
     CampaignsWrite,
+    /// Read `/metrics` on a service port (the admin listener needs no token).
+    Metrics,
 }
 
 impl Scope {
     /// Every scope, in a fixed order.
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 7] = [
         Scope::Read,
         Scope::Deduct,
         Scope::Credit,
         Scope::Adjust,
         Scope::CampaignsRead,
         Scope::CampaignsWrite,
+        Scope::Metrics,
     ];
 
     /// The scope's name, as written in tokens and configuration.
@@ -42,6 +45,7 @@ impl Scope {
             Scope::Adjust => "adjust",
             Scope::CampaignsRead => "campaigns_read",
             Scope::CampaignsWrite => "campaigns_write",
+            Scope::Metrics => "metrics",
         }
     }
 
@@ -53,7 +57,7 @@ impl Scope {
             .ok_or_else(|| {
                 ParseError::new(
                     "scope",
-                    format!("unknown scope {raw:?}; expected read, deduct, credit, adjust, campaigns_read or campaigns_write"),
+                    format!("unknown scope {raw:?}; expected read, deduct, credit, adjust, campaigns_read, campaigns_write or metrics"),
                 )
             })
     }
