@@ -14,6 +14,13 @@ use crate::ads::Campaign;
 use crate::domain::UserId;
 use tokio_util::sync::CancellationToken;
 
+/// The most advertisers' lists read from the management service at once;
+/// past it a request is answered from the pool and no read starts.
+const MAX_FETCHING: usize = 32;
+
+/// The most advertisers' lists held at once.
+const MAX_ADVERTISERS: u64 = 100_000;
+
 /// Campaigns that may be served.
 pub type CampaignList = Arc<Vec<Arc<Campaign>>>;
 
@@ -39,7 +46,7 @@ impl Candidates {
             ttl,
             pool: Arc::new(RwLock::new((Instant::now(), Arc::default()))),
             by_user: moka::future::Cache::builder()
-                .max_capacity(100_000)
+                .max_capacity(MAX_ADVERTISERS)
                 // Held a while past the TTL so a stale list can answer while it is refreshed.
                 .time_to_live(ttl * 30 + Duration::from_secs(1))
                 .build(),
@@ -82,6 +89,12 @@ impl Candidates {
     fn refresh_user(&self, user: &UserId) {
         {
             let mut fetching = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
+            // The ids are the caller's: a flood of made-up advertisers must
+            // not become a flood of reads of the management service.
+            if fetching.len() >= MAX_FETCHING {
+                metrics::counter!("display_candidate_fetches_skipped_total").increment(1);
+                return;
+            }
             if !fetching.insert(user.clone()) {
                 return; // one read at a time per advertiser
             }

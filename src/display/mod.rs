@@ -15,7 +15,9 @@ pub mod token;
 
 pub use candidates::Candidates;
 pub use event::{AdEvent, AdEventKind};
-pub use service::{AdAnswer, AdRequest, DisplayService, RecordError, ShownCreative, asset_cache};
+pub use service::{
+    AdAnswer, AdRequest, AssetCache, DisplayService, RecordError, ShownCreative, asset_cache,
+};
 pub use token::{Claims, Signer, TokenError};
 
 use crate::domain::ParseError;

@@ -86,16 +86,38 @@ pub struct DisplayService {
     pub events: Arc<dyn EventLog>,
     /// Where uploaded assets are read (the campaign store).
     pub assets_from: Arc<dyn AssetSource>,
-    /// Assets served recently (they never change), up to 64 MiB.
-    pub assets: moka::future::Cache<String, Arc<Asset>>,
+    /// Assets served recently (they never change), up to 64 MiB, and
+    /// names asked for recently that do not exist.
+    pub assets: AssetCache,
 }
 
-/// The in-process asset cache of the display service.
-pub fn asset_cache() -> moka::future::Cache<String, Arc<Asset>> {
-    moka::future::Cache::builder()
-        .weigher(|_, a: &Arc<Asset>| u32::try_from(a.bytes.len()).unwrap_or(u32::MAX))
-        .max_capacity(64 * 1024 * 1024)
-        .build()
+/// How long an asset name that does not exist is answered `404` from memory.
+const MISS_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The most asset misses remembered at once: the names are the caller's.
+const MAX_MISSES: u64 = 100_000;
+
+/// The display service's in-process asset caches. Cheap to clone.
+#[derive(Clone)]
+pub struct AssetCache {
+    found: moka::future::Cache<String, Arc<Asset>>,
+    /// A flood of made-up names reaches the store once per name per
+    /// [`MISS_TTL`], and the memory it takes is bounded.
+    missing: moka::future::Cache<String, ()>,
+}
+
+/// The in-process asset caches of the display service.
+pub fn asset_cache() -> AssetCache {
+    AssetCache {
+        found: moka::future::Cache::builder()
+            .weigher(|_, a: &Arc<Asset>| u32::try_from(a.bytes.len()).unwrap_or(u32::MAX))
+            .max_capacity(64 * 1024 * 1024)
+            .build(),
+        missing: moka::future::Cache::builder()
+            .max_capacity(MAX_MISSES)
+            .time_to_live(MISS_TTL)
+            .build(),
+    }
 }
 
 impl DisplayService {
@@ -252,14 +274,20 @@ impl DisplayService {
     /// An uploaded asset by its name (checked by the caller with
     /// [`Asset::valid_id`]), from the in-process cache or the campaign store.
     pub async fn asset(&self, name: &str) -> Result<Option<Arc<Asset>>, AssetError> {
-        if let Some(a) = self.assets.get(name).await {
+        if let Some(a) = self.assets.found.get(name).await {
             return Ok(Some(a));
         }
+        if self.assets.missing.contains_key(name) {
+            metrics::counter!("display_asset_misses_total", "from" => "memory").increment(1);
+            return Ok(None);
+        }
         let Some(found) = self.assets_from.get_asset(name).await? else {
+            metrics::counter!("display_asset_misses_total", "from" => "store").increment(1);
+            self.assets.missing.insert(name.to_owned(), ()).await;
             return Ok(None);
         };
         let a = Arc::new(found);
-        self.assets.insert(name.to_owned(), a.clone()).await;
+        self.assets.found.insert(name.to_owned(), a.clone()).await;
         Ok(Some(a))
     }
 }

@@ -1,6 +1,12 @@
 //! The campaign cache in process memory: the embedded default's stand-in
 //! for Redis, with the same rules (version-guarded writes, only active
 //! campaigns, a pool and a set per advertiser).
+//!
+//! Every map is bounded by what exists (campaigns, wallets) except the
+//! "complete list" marks, which any caller naming an advertiser id can
+//! create (`/ads?advertiser=…` reads that advertiser's list): those live in
+//! a bounded cache that forgets them after `LOADED_TTL_SECS`, as Redis
+//! expires its marker keys.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -17,14 +23,29 @@ struct State {
     versions: HashMap<String, i64>,
     campaigns: HashMap<String, Campaign>,
     by_user: HashMap<String, BTreeSet<String>>,
-    loaded: HashMap<String, Instant>,
     balances: HashMap<String, (i64, i64, Instant)>,
 }
 
+/// The most "complete list" marks held at once.
+const MAX_LOADED: u64 = 100_000;
+
 /// The in-process campaign cache.
-#[derive(Default)]
 pub struct MemoryCampaignCache {
     state: Mutex<State>,
+    /// Advertisers whose active list is complete here, for `LOADED_TTL_SECS`.
+    loaded: moka::sync::Cache<String, ()>,
+}
+
+impl Default for MemoryCampaignCache {
+    fn default() -> Self {
+        MemoryCampaignCache {
+            state: Mutex::default(),
+            loaded: moka::sync::Cache::builder()
+                .max_capacity(MAX_LOADED)
+                .time_to_live(Duration::from_secs(LOADED_TTL_SECS))
+                .build(),
+        }
+    }
 }
 
 impl MemoryCampaignCache {
@@ -56,14 +77,10 @@ impl CampaignCache for MemoryCampaignCache {
     }
 
     async fn active_for(&self, user: &UserId) -> Result<Option<Vec<Campaign>>, CacheError> {
-        let s = self.state();
-        let fresh = s
-            .loaded
-            .get(user.as_str())
-            .is_some_and(|at| at.elapsed() < Duration::from_secs(LOADED_TTL_SECS));
-        if !fresh {
+        if !self.loaded.contains_key(user.as_str()) {
             return Ok(None);
         }
+        let s = self.state();
         let ids = s.by_user.get(user.as_str()).cloned().unwrap_or_default();
         Ok(Some(
             ids.iter()
@@ -73,7 +90,7 @@ impl CampaignCache for MemoryCampaignCache {
     }
 
     async fn mark_loaded(&self, user: &UserId) -> Result<(), CacheError> {
-        self.state().loaded.insert(user.to_string(), Instant::now());
+        self.loaded.insert(user.to_string(), ());
         Ok(())
     }
 
@@ -95,7 +112,7 @@ impl CampaignCache for MemoryCampaignCache {
     }
 
     async fn forget_loaded(&self) -> Result<(), CacheError> {
-        self.state().loaded.clear();
+        self.loaded.invalidate_all();
         Ok(())
     }
 
@@ -134,5 +151,28 @@ impl CampaignCache for MemoryCampaignCache {
 
     fn kind(&self) -> &'static str {
         "memory"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn made_up_advertisers_cannot_grow_the_loaded_marks_without_bound() {
+        let cache = MemoryCampaignCache::default();
+        let n = MAX_LOADED + 20_000;
+        for i in 0..n {
+            let user = UserId::parse(&format!("flood{i}")).unwrap();
+            cache.mark_loaded(&user).await.unwrap();
+        }
+        cache.loaded.run_pending_tasks();
+        assert!(
+            cache.loaded.entry_count() <= MAX_LOADED,
+            "{} marks held",
+            cache.loaded.entry_count()
+        );
+        let s = cache.state();
+        assert!(s.by_user.is_empty() && s.campaigns.is_empty() && s.versions.is_empty());
     }
 }
