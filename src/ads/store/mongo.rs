@@ -61,6 +61,20 @@ impl MongoCampaigns {
     }
 
     /// Uploaded assets: the GridFS bucket `assets`, file id = asset id.
+    /// The stored file of asset `id`: the first complete one named so (a
+    /// file's document is written only after all its chunks), or one
+    /// stored under the asset's id itself, as uploads did before.
+    async fn find_asset_file(
+        &self,
+        id: &str,
+    ) -> Result<Option<mongodb::gridfs::FilesCollectionDocument>, CampaignStoreError> {
+        self.assets()
+            .find_one(doc! { "$or": [{ "filename": id }, { "_id": id }] })
+            .sort(doc! { "_id": 1 })
+            .await
+            .map_err(err)
+    }
+
     fn assets(&self) -> mongodb::gridfs::GridFsBucket {
         self.mongo.db().gridfs_bucket(
             mongodb::options::GridFsBucketOptions::builder()
@@ -253,21 +267,22 @@ impl CampaignStore for MongoCampaigns {
         }
     }
 
+    /// Each upload writes its own GridFS file (its own id, named by the
+    /// asset's hash), so a concurrent upload of the same bytes can never
+    /// touch its chunks: GridFS cleans up a failed upload by its file id, and
+    /// with a shared id one upload's failure deleted the other's chunks. The
+    /// uploads that meet keep the file with the smallest id; each later one
+    /// deletes only itself. A reader may briefly see two identical files.
     async fn put_asset(&self, asset: &Asset) -> Result<(), CampaignStoreError> {
         use futures::io::AsyncWriteExt;
-        let bucket = self.assets();
-        let id = mongodb::bson::Bson::String(asset.id.clone());
-        if bucket
-            .find_one(doc! { "_id": &asset.id })
-            .await
-            .map_err(err)?
-            .is_some()
-        {
+        if self.find_asset_file(&asset.id).await?.is_some() {
             return Ok(()); // the same bytes, stored before
         }
+        let bucket = self.assets();
+        let own = mongodb::bson::Bson::ObjectId(mongodb::bson::oid::ObjectId::new());
         let mut up = bucket
             .open_upload_stream(&asset.id)
-            .id(id)
+            .id(own.clone())
             .metadata(doc! { "content_type": &asset.content_type })
             .await
             .map_err(err)?;
@@ -276,20 +291,15 @@ impl CampaignStore for MongoCampaigns {
             up.close().await
         }
         .await;
-        match written {
-            Ok(()) => Ok(()),
-            // A concurrent upload of the same bytes got there first.
-            Err(_)
-                if bucket
-                    .find_one(doc! { "_id": &asset.id })
-                    .await
-                    .map_err(err)?
-                    .is_some() =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(CampaignStoreError::Other(format!("storing asset: {e}"))),
+        written.map_err(|e| CampaignStoreError::Other(format!("storing asset: {e}")))?;
+        // Several uploads met: the first file (smallest id) stays.
+        if let Some(first) = self.find_asset_file(&asset.id).await?
+            && first.id != own
+            && let Err(e) = bucket.delete(own).await
+        {
+            tracing::debug!(error = %e, asset = %asset.id, "a duplicate asset upload was not removed");
         }
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), CampaignStoreError> {
@@ -305,8 +315,7 @@ impl CampaignStore for MongoCampaigns {
 impl AssetSource for MongoCampaigns {
     async fn get_asset(&self, id: &str) -> Result<Option<Asset>, CampaignStoreError> {
         use futures::io::AsyncReadExt;
-        let bucket = self.assets();
-        let Some(file) = bucket.find_one(doc! { "_id": id }).await.map_err(err)? else {
+        let Some(file) = self.find_asset_file(id).await? else {
             return Ok(None);
         };
         let content_type = file
@@ -315,7 +324,11 @@ impl AssetSource for MongoCampaigns {
             .and_then(|m| m.get_str("content_type").ok())
             .unwrap_or("application/octet-stream")
             .to_owned();
-        let mut down = bucket.open_download_stream(file.id).await.map_err(err)?;
+        let mut down = self
+            .assets()
+            .open_download_stream(file.id)
+            .await
+            .map_err(err)?;
         let mut bytes = Vec::with_capacity(file.length as usize);
         down.read_to_end(&mut bytes)
             .await

@@ -1,5 +1,6 @@
 //! Uploaded assets served immutable through the CDN base.
 
+use futures::future::join_all;
 use harness::{App, conformance};
 
 use super::super::campaigns::{ads_get, ads_post, campaign};
@@ -95,3 +96,48 @@ conformance!(
         app.stop().await;
     }
 );
+
+conformance!(concurrent_uploads_of_one_image_keep_it_whole, |env| {
+    let backends = env.backends().await;
+    backends.campaigns.migrate().await.unwrap();
+    let app = env.spawn().await;
+    for round in 0..6u8 {
+        // A distinct image each round, large enough to span several GridFS
+        // chunks (bytes after a PNG's end are ignored by viewers).
+        let mut bytes = CREATIVE_PNG.to_vec();
+        bytes.extend(std::iter::repeat_n(round, 700 * 1024));
+        bytes.extend(uuid::Uuid::new_v4().as_bytes());
+        let asset =
+            walletctl_core::ads::assets::Asset::parse(Some("image/png"), bytes.clone()).unwrap();
+        let uploads: Vec<_> = (0..8)
+            .map(|_| {
+                let (store, asset) = (backends.campaigns.clone(), asset.clone());
+                tokio::spawn(async move { store.put_asset(&asset).await })
+            })
+            .collect();
+        for u in join_all(uploads).await {
+            u.unwrap()
+                .expect("every concurrent upload of the same bytes succeeds");
+        }
+        let stored = backends.campaigns.get_asset(&asset.id).await.unwrap();
+        let stored = stored.unwrap_or_else(|| panic!("round {round}: the asset is gone"));
+        assert!(
+            stored.bytes == bytes,
+            "round {round}: {} of {} bytes kept",
+            stored.bytes.len(),
+            bytes.len()
+        );
+        let served = app
+            .http
+            .get(format!("{}/assets/{}", app.display, asset.id))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(served.status().as_u16(), 200, "round {round}");
+        assert!(
+            served.bytes().await.unwrap().as_ref() == bytes.as_slice(),
+            "round {round}: served whole"
+        );
+    }
+    app.stop().await;
+});
