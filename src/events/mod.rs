@@ -3,6 +3,7 @@
 //! partition, consumer groups with committed offsets, and topics named
 //! `{prefix}{logical}`.
 
+pub mod dead_letter;
 mod embedded;
 mod kafka;
 pub mod outbox;

@@ -2,13 +2,14 @@
 //! campaign tools). Ingest is idempotent by campaign id: the same campaign
 //! twice is one campaign. An event that cannot be ingested (not JSON, an
 //! invalid field, an id taken by another definition) goes to
-//! `campaign_created.dead` with its reason, and the consumer moves on: it
-//! never crashes or stalls on one. A store that does not answer is retried
+//! `campaign_created.dead` with its reason (a bounded dead letter: at most
+//! 16 KiB of the original, with its size, SHA-256, partition and offset),
+//! and the consumer moves on: it never crashes or stalls on one. A store that does not answer is retried
 //! before the next event, so nothing is skipped for want of a database.
 
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use walletctl_core::ads::{AdsError, CampaignInput, NewCampaign};
+use walletctl_core::events::dead_letter::DeadLetter;
 use walletctl_core::events::{Message, Record, topic};
 
 use crate::state::AppState;
@@ -70,17 +71,9 @@ async fn dead(
         offset = message.offset,
         "campaign_created: dead-lettered"
     );
-    let payload = json!({
-        "reason": reason,
-        "error": error,
-        "topic": topic::CAMPAIGN_CREATED,
-        "partition": message.partition,
-        "offset": message.offset,
-        "key": message.key,
-        "payload": message.payload,
-        "failed_at_ms": walletctl_core::now_ms(),
-    })
-    .to_string();
+    // Bounded whatever the message held, so it always fits the producer's
+    // limit and ingest moves past any single message.
+    let payload = DeadLetter::of(message, reason, error, walletctl_core::now_ms()).to_json();
     state
         .backends
         .events

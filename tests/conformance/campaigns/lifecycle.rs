@@ -253,3 +253,76 @@ conformance!(
         app.stop().await;
     }
 );
+
+conformance!(
+    a_huge_hostile_message_is_dead_lettered_small_and_ingest_moves_on,
+    |env| {
+        let app = env.spawn().await;
+        let u = user();
+        app.wallet_with(&u, "SOUTH_EAST", 5_000).await;
+        // 2 MB of control characters (JSON escapes each six-fold). The
+        // broker here refuses messages near 1 MB, so on the stack the
+        // message is the largest it takes: still a 5 MB dead letter unbounded.
+        let size = match env.mode {
+            harness::Mode::Embedded => 2 * 1024 * 1024,
+            harness::Mode::Distributed => 900_000,
+        };
+        let hostile: String = (0..size).map(|i| char::from((i % 31 + 1) as u8)).collect();
+        let after = format!("in-{}", user());
+        let backends = env.backends().await;
+        for payload in [hostile.clone(), campaign(&after, &u, 5).to_string()] {
+            backends
+                .events
+                .publish(&[walletctl_core::events::Record {
+                    topic: walletctl_core::events::topic::CAMPAIGN_CREATED,
+                    key: &u,
+                    payload: &payload,
+                }])
+                .await
+                .expect("the hostile message is in the log");
+        }
+        campaign_until(&app, &after, "ingested after the hostile one", |c| {
+            c["status"] == "active"
+        })
+        .await;
+        let mut dead = backends
+            .events
+            .subscribe(
+                &format!("{}-dead", env.id),
+                walletctl_core::events::topic::CAMPAIGN_CREATED_DEAD,
+            )
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        let m = loop {
+            let m = tokio::time::timeout_at(deadline, dead.next())
+                .await
+                .expect("a dead letter")
+                .unwrap();
+            if m.key == u {
+                break m;
+            }
+        };
+        assert!(m.payload.len() < 200_000, "{} bytes", m.payload.len());
+        let d: Value = serde_json::from_str(&m.payload).unwrap();
+        use sha2::Digest;
+        assert_eq!(
+            (
+                d["reason"].as_str(),
+                d["truncated"].as_bool(),
+                d["payload_bytes"].as_u64()
+            ),
+            (Some("malformed"), Some(true), Some(hostile.len() as u64)),
+            "{}",
+            &m.payload[..300]
+        );
+        assert_eq!(
+            d["payload_sha256"].as_str(),
+            Some(hex::encode(sha2::Sha256::digest(hostile.as_bytes())).as_str())
+        );
+        assert!(
+            d["offset"].is_i64() && d["partition"].is_i64() && d["topic"] == "campaign_created"
+        );
+        app.stop().await;
+    }
+);
