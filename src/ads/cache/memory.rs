@@ -102,13 +102,16 @@ impl CampaignCache for MemoryCampaignCache {
         Ok(self.state().campaigns.get(id).cloned())
     }
 
-    async fn evict(&self, id: &str, user: &str) -> Result<(), CacheError> {
+    async fn evict(&self, id: &str, user: &str, up_to_version: i64) -> Result<bool, CacheError> {
         let mut s = self.state();
+        if s.versions.get(id).is_some_and(|v| *v > up_to_version) {
+            return Ok(false);
+        }
         s.campaigns.remove(id);
         if let Some(set) = s.by_user.get_mut(user) {
             set.remove(id);
         }
-        Ok(())
+        Ok(true)
     }
 
     async fn forget_loaded(&self) -> Result<(), CacheError> {

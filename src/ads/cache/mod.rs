@@ -47,8 +47,12 @@ pub trait CampaignCache: Send + Sync {
     async fn pool(&self) -> Result<Vec<String>, CacheError>;
     /// The cached campaign, if it is in the pool.
     async fn get(&self, id: &str) -> Result<Option<Campaign>, CacheError>;
-    /// Removes a campaign id from the pool and its advertiser's set (rebuilds).
-    async fn evict(&self, id: &str, user: &str) -> Result<(), CacheError>;
+    /// Removes a campaign id from the pool and its advertiser's set
+    /// (rebuilds), unless the cache holds a version newer than
+    /// `up_to_version`: what the caller read from the store, so a change
+    /// made after that read (a create, a resume) is never evicted. `true` if
+    /// it removed.
+    async fn evict(&self, id: &str, user: &str, up_to_version: i64) -> Result<bool, CacheError>;
     /// Forgets every "complete list" mark (after a rebuild starts).
     async fn forget_loaded(&self) -> Result<(), CacheError>;
     /// Caches an advertiser's balance for `ttl_secs`, if `version` is newer than the cached one.

@@ -29,6 +29,15 @@ else
 end
 return 1";
 
+/// Version-guarded eviction: nothing if the cache holds a newer version.
+const EVICT: &str = r"
+local cur = tonumber(redis.call('GET', KEYS[4]) or '-1')
+if cur > tonumber(ARGV[2]) then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('SREM', KEYS[3], ARGV[1])
+return 1";
+
 /// An advertiser's active campaigns, or nil if the list is not marked complete.
 const ACTIVE_FOR: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
@@ -154,21 +163,19 @@ impl CampaignCache for RedisCampaignCache {
         doc.as_deref().map(Self::decode).transpose()
     }
 
-    async fn evict(&self, id: &str, user: &str) -> Result<(), CacheError> {
+    async fn evict(&self, id: &str, user: &str, up_to_version: i64) -> Result<bool, CacheError> {
         let mut conn = self.redis.conn().await.map_err(err)?;
-        redis::pipe()
-            .atomic()
-            .cmd("DEL")
-            .arg(self.redis.key(&format!("campaign:{id}")))
-            .cmd("SREM")
-            .arg(self.redis.key(&format!("campaigns:active:{user}")))
+        let removed: i64 = Script::new(EVICT)
+            .key(self.redis.key(&format!("campaign:{id}")))
+            .key(self.redis.key(&format!("campaigns:active:{user}")))
+            .key(self.redis.key("campaigns:active"))
+            .key(self.redis.key(&format!("campaign_version:{id}")))
             .arg(id)
-            .cmd("SREM")
-            .arg(self.redis.key("campaigns:active"))
-            .arg(id)
-            .query_async::<()>(&mut conn)
+            .arg(up_to_version)
+            .invoke_async(&mut conn)
             .await
-            .map_err(err)
+            .map_err(err)?;
+        Ok(removed == 1)
     }
 
     async fn forget_loaded(&self) -> Result<(), CacheError> {

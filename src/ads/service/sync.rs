@@ -99,6 +99,10 @@ impl AdsService {
             }
             progress(report.checked);
         }
+        // Cached but not active when the scan read it: read it again now. A
+        // campaign created or resumed since is active now and stays; any
+        // other is evicted only up to the version just read, so a change
+        // made after this read is never undone.
         for id in self.cache.pool().await.map_err(cache)? {
             if active.contains(&id) {
                 continue;
@@ -108,16 +112,26 @@ impl AdsService {
                 .store
                 .get(&CampaignId::parse(&id).map_err(AdsError::Invalid)?)
                 .await?;
-            if known.is_none() {
-                report.orphaned += 1;
-                note(&mut report, format!("{id}: cached but not in the store"));
+            match &known {
+                Some(c) if c.status == Status::Active => {
+                    if !dry_run {
+                        self.cache.put(c, false).await.map_err(cache)?;
+                    }
+                    continue;
+                }
+                Some(_) => {}
+                None => {
+                    report.orphaned += 1;
+                    note(&mut report, format!("{id}: cached but not in the store"));
+                }
             }
             if !dry_run {
+                let up_to = known.as_ref().map_or(i64::MAX, |c| c.version);
                 let user = cached
                     .map(|c| c.user_id)
                     .or(known.map(|c| c.user_id))
                     .unwrap_or_default();
-                self.cache.evict(&id, &user).await.map_err(cache)?;
+                self.cache.evict(&id, &user, up_to).await.map_err(cache)?;
             }
         }
         if !dry_run {

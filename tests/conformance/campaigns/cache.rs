@@ -2,8 +2,9 @@
 
 use serde_json::json;
 
-use super::super::user;
+use super::super::{key, user};
 use super::*;
+use harness::conformance;
 
 /// The Redis cache holds exactly the active campaigns, with their budget,
 /// spend, status, price and version; a pause removes one; an older state
@@ -166,3 +167,124 @@ async fn with_redis_down_reads_fall_back_and_the_cache_is_rebuilt() {
     }
     app.stop().await;
 }
+
+conformance!(
+    a_cache_rebuild_never_evicts_what_changed_during_its_scan,
+    |env| {
+        use std::sync::Arc;
+        use walletctl_core::ads::wallet_client::StoreBalances;
+        use walletctl_core::ads::{AdsService, CampaignInput, NewCampaign, Update};
+        use walletctl_core::domain::{CampaignId, IdempotencyKey, Region, UserId};
+        use walletctl_core::wallet::{EntryKind, MoneyCommand};
+
+        let b = env.backends().await;
+        b.db.migrate().await.unwrap();
+        b.campaigns.migrate().await.unwrap();
+        b.events.ensure_topics().await.unwrap();
+        let u = UserId::parse(&user()).unwrap();
+        let region = Region::parse("SOUTH_EAST").unwrap();
+        b.wallets.create_wallet(&u, &region, "test").await.unwrap();
+        let credit = MoneyCommand {
+            user: u.clone(),
+            kind: EntryKind::Credit,
+            delta: 1_000_000,
+            reason: None,
+            reference: None,
+            key: IdempotencyKey::parse(&key()).unwrap(),
+            actor: "test".into(),
+            fence: None,
+        };
+        b.wallets.apply(&credit).await.unwrap();
+        let ads = AdsService::new(
+            b.campaigns.clone(),
+            Arc::new(StoreBalances::new(b.wallets.clone())),
+            b.events.clone(),
+            b.campaign_cache.clone(),
+            300,
+        );
+        let new = |id: &str| {
+            let input: CampaignInput =
+                serde_json::from_value(campaign(id, u.as_str(), 10)).unwrap();
+            NewCampaign::parse(input).unwrap()
+        };
+        let tag = user();
+        let mut existing: Vec<CampaignId> = Vec::new();
+        for i in 0..20 {
+            let id = format!("rb-{tag}-base{i:02}");
+            ads.create(new(&id)).await.unwrap();
+            existing.push(CampaignId::parse(&id).unwrap());
+        }
+        for round in 0..8 {
+            // Creates and resumes while a rebuild scans and evicts.
+            let rebuild = {
+                let ads = ads.clone();
+                tokio::spawn(async move { ads.sync(false, &|_| {}).await })
+            };
+            for i in 0..6 {
+                ads.create(new(&format!("rb-{tag}-r{round}-{i}")))
+                    .await
+                    .unwrap();
+                let id = &existing[(round * 6 + i) % existing.len()];
+                ads.update(id, Update::Pause).await.unwrap();
+                ads.update(id, Update::Resume).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+            rebuild.await.unwrap().unwrap();
+        }
+        // And deterministically: a rebuild paused between its scan and its
+        // evictions, while one campaign is created and a paused one resumed.
+        let paused = existing[0].clone();
+        ads.update(&paused, Update::Pause).await.unwrap();
+        let (scanned_tx, scanned_rx) = std::sync::mpsc::channel::<()>();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let (scanned_tx, go_rx) = (
+            std::sync::Mutex::new(scanned_tx),
+            std::sync::Mutex::new(go_rx),
+        );
+        let total = existing.len() as u64 + 8 * 6;
+        let rebuild = {
+            let ads = ads.clone();
+            tokio::spawn(async move {
+                let hold = move |checked: u64| {
+                    if checked >= total {
+                        let _ = scanned_tx.lock().unwrap().send(());
+                        // Hand this worker's queue to another thread while waiting.
+                        tokio::task::block_in_place(|| {
+                            let _ = go_rx
+                                .lock()
+                                .unwrap()
+                                .recv_timeout(std::time::Duration::from_secs(20));
+                        });
+                    }
+                };
+                ads.sync(false, &hold).await
+            })
+        };
+        tokio::task::spawn_blocking(move || {
+            scanned_rx.recv_timeout(std::time::Duration::from_secs(20))
+        })
+        .await
+        .unwrap()
+        .expect("the rebuild scanned");
+        let late = format!("rb-{tag}-late");
+        ads.create(new(&late)).await.unwrap();
+        ads.update(&paused, Update::Resume).await.unwrap();
+        go_tx.send(()).unwrap();
+        rebuild.await.unwrap().unwrap();
+        for id in [late.as_str(), paused.as_str()] {
+            let cached = b.campaign_cache.get(id).await.unwrap();
+            assert!(
+                cached.is_some_and(|c| c.status == walletctl_core::ads::Status::Active),
+                "{id} was evicted by a rebuild that scanned before it became active"
+            );
+        }
+        // Nothing a rebuild ran beside was lost: the cache matches the store.
+        let check = ads.sync(true, &|_| {}).await.unwrap();
+        assert_eq!(
+            (check.missing, check.stale, check.orphaned),
+            (0, 0, 0),
+            "{:#?}",
+            check.differences
+        );
+    }
+);
