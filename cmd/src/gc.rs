@@ -45,11 +45,13 @@ fn rows(report: &GcReport, config: &walletctl_core::config::RetentionConfig) -> 
         Row {
             what: "embedded event log",
             older_than: format!("{} days", config.event_log_days),
-            rows: report
-                .event_log
-                .map_or("- (Kafka keeps its own retention)".into(), |n| {
-                    n.to_string()
-                }),
+            rows: match (report.event_log, report.event_log_kept) {
+                (Some(n), Some(kept)) if kept > 0 => {
+                    format!("{n} (kept {kept} not yet consumed)")
+                }
+                (Some(n), _) => n.to_string(),
+                (None, _) => "- (Kafka keeps its own retention)".into(),
+            },
         },
     ]
 }

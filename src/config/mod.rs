@@ -317,3 +317,27 @@ mod unsafe_commit_tests {
         Config::from_toml(&format!("{PG}synchronous_commit = \"remote_apply\"\n")).unwrap();
     }
 }
+
+#[cfg(test)]
+mod retention_minimum_tests {
+    use super::Config;
+
+    #[test]
+    fn retention_under_a_day_needs_the_unsafe_flag() {
+        for key in ["idempotency_key_days", "event_log_days"] {
+            let e = Config::from_toml(&format!("[retention]\n{key} = 0\n")).unwrap_err();
+            assert!(e.to_string().contains(&format!("retention.{key}")), "{e}");
+            Config::from_toml(&format!(
+                "[retention]\n{key} = 0\nallow_unsafe_retention = true\n"
+            ))
+            .unwrap();
+        }
+        assert_eq!(
+            Config::from_toml("[retention]\nidempotency_key_days = 1\n")
+                .unwrap()
+                .retention
+                .idempotency_key_days,
+            1
+        );
+    }
+}

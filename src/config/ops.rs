@@ -46,6 +46,10 @@ pub struct RetentionConfig {
     pub gc_interval_secs: u64,
     /// Rows removed per statement (default 1,000): short transactions, no long locks.
     pub batch: u32,
+    /// Allows windows under the safe minimums (a day of idempotency keys and
+    /// of embedded events): a client retrying after that is charged again,
+    /// and a consumer down that long misses events. For tests only.
+    pub allow_unsafe_retention: bool,
 }
 
 impl Default for RetentionConfig {
@@ -56,6 +60,7 @@ impl Default for RetentionConfig {
             event_log_days: 7,
             gc_interval_secs: 3_600,
             batch: 1_000,
+            allow_unsafe_retention: false,
         }
     }
 }
@@ -64,6 +69,20 @@ impl RetentionConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.batch == 0 {
             return invalid("retention.batch", "must be at least 1");
+        }
+        if !self.allow_unsafe_retention {
+            if self.idempotency_key_days < 1 {
+                return invalid(
+                    "retention.idempotency_key_days",
+                    "must be at least 1: a client retrying after the key is gone is charged again (set retention.allow_unsafe_retention = true to accept that)",
+                );
+            }
+            if self.event_log_days < 1 {
+                return invalid(
+                    "retention.event_log_days",
+                    "must be at least 1: a consumer down longer misses events (set retention.allow_unsafe_retention = true to accept that)",
+                );
+            }
         }
         Ok(())
     }

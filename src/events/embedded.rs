@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 
 use super::{
     EventError, EventLog, GroupLag, Message, PartitionInfo, Position, Record, Subscription,
-    TopicInfo,
+    TopicInfo, Trimmed,
 };
 
 /// How long an idle consumer sleeps before looking again (other processes
@@ -109,6 +109,18 @@ impl EventLog for EmbeddedLog {
         topic: &str,
     ) -> Result<Box<dyn Subscription>, EventError> {
         let next = self.committed(group, topic).await?;
+        if next.is_none() {
+            // A group that joined holds its place from the start, so `trim`
+            // never removes what it has not read and committed.
+            sqlx::query(
+                "INSERT INTO event_offsets (grp, topic, next_offset) VALUES (?, ?, 0) ON CONFLICT DO NOTHING",
+            )
+            .bind(group)
+            .bind(topic)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        }
         Ok(Box::new(EmbeddedSubscription {
             log: self.clone(),
             group: group.to_owned(),
@@ -123,31 +135,46 @@ impl EventLog for EmbeddedLog {
         before_ms: i64,
         batch: i64,
         dry_run: bool,
-    ) -> Result<Option<u64>, EventError> {
+    ) -> Result<Option<Trimmed>, EventError> {
+        // An event is past its window, and no group that joined its topic
+        // still has to read it (offsets are shared by every topic of the file).
+        const REMOVABLE: &str = "created_at_ms < $1 AND offset < COALESCE(\
+             (SELECT MIN(o.next_offset) FROM event_offsets o WHERE o.topic = event_log.topic), 9223372036854775807)";
+        let count = |sql: String| async move {
+            sqlx::query_scalar::<_, i64>(&sql)
+                .bind(before_ms)
+                .fetch_one(&self.pool)
+                .await
+                .map(|n| n as u64)
+                .map_err(err)
+        };
+        let past = count("SELECT COUNT(*) FROM event_log WHERE created_at_ms < $1".into()).await?;
         if dry_run {
-            let n: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM event_log WHERE created_at_ms < $1")
-                    .bind(before_ms)
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(err)?;
-            return Ok(Some(n as u64));
+            let removed =
+                count(format!("SELECT COUNT(*) FROM event_log WHERE {REMOVABLE}")).await?;
+            return Ok(Some(Trimmed {
+                removed,
+                kept_uncommitted: past - removed,
+            }));
         }
+        let delete = format!(
+            "DELETE FROM event_log WHERE offset IN (SELECT offset FROM event_log WHERE {REMOVABLE} ORDER BY offset LIMIT $2)"
+        );
         let mut total = 0;
         loop {
-            let n = sqlx::query(
-                "DELETE FROM event_log WHERE offset IN \
-                 (SELECT offset FROM event_log WHERE created_at_ms < $1 ORDER BY offset LIMIT $2)",
-            )
-            .bind(before_ms)
-            .bind(batch)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?
-            .rows_affected();
+            let n = sqlx::query(&delete)
+                .bind(before_ms)
+                .bind(batch)
+                .execute(&self.pool)
+                .await
+                .map_err(err)?
+                .rows_affected();
             total += n;
             if n < batch as u64 {
-                return Ok(Some(total));
+                return Ok(Some(Trimmed {
+                    removed: total,
+                    kept_uncommitted: past.saturating_sub(total),
+                }));
             }
             tokio::task::yield_now().await;
         }

@@ -53,6 +53,16 @@ pub struct Message {
     pub offset: i64,
 }
 
+/// What trimming the log came to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Trimmed {
+    /// Events removed (or, in a dry run, that would be).
+    pub removed: u64,
+    /// Events past their window kept because a consumer group has not
+    /// committed them yet.
+    pub kept_uncommitted: u64,
+}
+
 /// Why the log could not do something.
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
@@ -138,14 +148,15 @@ pub trait EventLog: Send + Sync {
         topic: &str,
     ) -> Result<Box<dyn Subscription>, EventError>;
     /// Removes events appended before `before_ms`, `batch` at a time (or,
-    /// with `dry_run`, counts them); `None` where the broker keeps its own
-    /// retention (Kafka).
+    /// with `dry_run`, counts them), but never one a consumer group that
+    /// joined the topic has not committed yet; `None` where the broker keeps
+    /// its own retention (Kafka).
     async fn trim(
         &self,
         before_ms: i64,
         batch: i64,
         dry_run: bool,
-    ) -> Result<Option<u64>, EventError> {
+    ) -> Result<Option<Trimmed>, EventError> {
         let _ = (before_ms, batch, dry_run);
         Ok(None)
     }

@@ -5,8 +5,9 @@
 //!   records, which are kept, so an old ad event is still billed once);
 //! - published outbox rows older than `retention.outbox_published_hours`
 //!   (never an unpublished one);
-//! - events of the embedded event log older than `retention.event_log_days`
-//!   (Kafka applies its own topic retention).
+//! - events of the embedded event log older than `retention.event_log_days`,
+//!   but never one a consumer group has not committed yet (the report says
+//!   how many it kept for that); Kafka applies its own topic retention.
 //!
 //! The ledger, the audit trail and billed ad events are never removed. Each
 //! batch is one short transaction of at most `retention.batch` rows, on the
@@ -50,6 +51,9 @@ pub struct GcReport {
     pub outbox: u64,
     /// Embedded event-log events; `None` on Kafka (its own retention applies).
     pub event_log: Option<u64>,
+    /// Embedded event-log events past their window kept because a consumer
+    /// group has not committed them yet; `None` on Kafka.
+    pub event_log_kept: Option<u64>,
     /// Whether nothing was removed.
     pub dry_run: bool,
 }
@@ -144,9 +148,11 @@ pub async fn gc(
             .gc_delete(&OUTBOX, cutoffs.outbox, batch, &|n| progress(keys + n))
             .await?;
     }
-    report.event_log = backends
+    let trimmed = backends
         .events
         .trim(cutoffs.event_log, i64::from(batch), dry_run)
         .await?;
+    report.event_log = trimmed.map(|t| t.removed);
+    report.event_log_kept = trimmed.map(|t| t.kept_uncommitted);
     Ok(report)
 }

@@ -107,3 +107,71 @@ conformance!(retention_removes_exactly_what_is_past_its_window, |env| {
     assert_eq!(app.balance(&u).await, 60);
     app.stop().await;
 });
+
+conformance!(
+    gc_never_removes_an_event_a_consumer_has_not_committed,
+    |env| {
+        use walletctl_core::events::{Record, topic};
+        let backends = env.backends().await;
+        backends.db.migrate().await.unwrap();
+        backends.events.ensure_topics().await.unwrap();
+        let key = user();
+        // A group joins, then five events arrive.
+        let group = format!("gc-{key}");
+        let mut sub = backends
+            .events
+            .subscribe(&group, topic::CAMPAIGN_CREATED_DEAD)
+            .await
+            .unwrap();
+        for i in 0..5 {
+            let payload = format!("{{\"n\":{i}}}");
+            let record = Record {
+                topic: topic::CAMPAIGN_CREATED_DEAD,
+                key: &key,
+                payload: &payload,
+            };
+            backends.events.publish(&[record]).await.unwrap();
+        }
+        // It reads and commits two of them.
+        let mut read = Vec::new();
+        while read.len() < 2 {
+            let m = tokio::time::timeout(Duration::from_secs(30), sub.next())
+                .await
+                .expect("an event")
+                .unwrap();
+            if m.key == key {
+                read.push(m);
+            }
+        }
+        sub.commit(&read[1]).await.unwrap();
+        let all = Cutoffs {
+            idempotency_keys: 0,
+            outbox: 0,
+            event_log: i64::MAX,
+        };
+        let none = |_: u64| {};
+        let report = gc(&backends, all, 2, false, &none).await.unwrap();
+        match env.mode {
+            // Kafka keeps its own retention: nothing to say.
+            harness::Mode::Distributed => {
+                assert_eq!((report.event_log, report.event_log_kept), (None, None))
+            }
+            harness::Mode::Embedded => {
+                assert_eq!(report.event_log_kept, Some(3), "{report:?}");
+                assert!(report.event_log.is_some_and(|n| n >= 2), "{report:?}");
+            }
+        }
+        // What it had not committed is all still there, in order.
+        let mut rest = Vec::new();
+        while rest.len() < 3 {
+            let m = tokio::time::timeout(Duration::from_secs(30), sub.next())
+                .await
+                .expect("an uncommitted event survived gc")
+                .unwrap();
+            if m.key == key {
+                rest.push(m.payload);
+            }
+        }
+        assert_eq!(rest, ["{\"n\":2}", "{\"n\":3}", "{\"n\":4}"]);
+    }
+);
