@@ -30,6 +30,17 @@ pub struct DisplayConfig {
     pub token_ttl_secs: u64,
     /// How long candidates are kept in process, in milliseconds (default 1,000).
     pub candidates_ttl_ms: u64,
+    /// The oldest a list of candidates may be and still decide an ad,
+    /// counted from when it was read, in milliseconds (default 3,000, at
+    /// least `candidates_ttl_ms`): older, the display serves nothing (204)
+    /// rather than a campaign paused since.
+    #[serde(default = "default_max_age")]
+    pub candidates_max_age_ms: u64,
+    /// The consumer group this instance reads `campaign_paused` and
+    /// `campaign_resumed` in; every instance needs its own. Default:
+    /// `walletctl-display-{hostname}-{port}`.
+    #[serde(default)]
+    pub status_group: Option<String>,
     /// At most this many ads of one campaign per viewer per window; unset: no cap.
     pub frequency_cap: Option<u32>,
     /// The frequency cap's window, in seconds (default 86,400).
@@ -46,6 +57,8 @@ impl Default for DisplayConfig {
             signing_keys: Vec::new(),
             token_ttl_secs: 86_400,
             candidates_ttl_ms: 1_000,
+            candidates_max_age_ms: default_max_age(),
+            status_group: None,
             frequency_cap: None,
             frequency_window_secs: 86_400,
         }
@@ -100,4 +113,8 @@ impl DisplayConfig {
         }
         Ok(())
     }
+}
+
+fn default_max_age() -> u64 {
+    3_000
 }

@@ -80,6 +80,8 @@ pub struct DisplayService {
     pub token_ttl_secs: i64,
     /// What may be served.
     pub candidates: Candidates,
+    /// The consumer group this instance follows campaign pauses in.
+    pub status_group: Arc<str>,
     /// The per-viewer cap, if configured.
     pub cap: Option<FrequencyCap>,
     /// Where impressions and clicks go.

@@ -221,7 +221,21 @@ pub(super) fn display(
         candidates: Candidates::new(
             client,
             Duration::from_millis(config.candidates_ttl_ms.max(10)),
+            Duration::from_millis(config.candidates_max_age_ms),
         ),
+        status_group: config
+            .status_group
+            .clone()
+            .unwrap_or_else(|| {
+                let host = std::fs::read_to_string("/etc/hostname")
+                    .ok()
+                    .map(|h| h.trim().to_owned())
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| "localhost".into());
+                let port = addr(&listeners.display, backends.config.listen.display).port();
+                format!("walletctl-display-{host}-{port}")
+            })
+            .into(),
         assets: asset_cache(),
         events: backends.events.clone(),
         assets_from: backends.campaigns.clone(),

@@ -14,7 +14,8 @@ pub(super) struct Running {
     /// The advertising management service: the `balance_updated` and
     /// `campaign_created` consumers, the cache rebuild and billing.
     pub ads: bool,
-    /// The ad display service: the candidate refresh.
+    /// The ad display service: the candidate refresh and the consumer of
+    /// campaign pauses and resumes.
     pub display: bool,
 }
 
@@ -54,6 +55,11 @@ pub(super) fn spawn(
         let (c, s) = (state.display.candidates.clone(), workers_stop.clone());
         workers.spawn(async move {
             c.run(s).await;
+            Ok(())
+        });
+        let (st, s) = (state.clone(), workers_stop.clone());
+        workers.spawn(async move {
+            crate::workers::campaign_status::run(st, s).await;
             Ok(())
         });
     }

@@ -4,6 +4,7 @@ pub mod balance_updated;
 pub mod billing;
 pub mod campaign_cache;
 pub mod campaign_created;
+pub mod campaign_status;
 pub mod consumer;
 pub mod gc;
 pub mod outbox_relay;

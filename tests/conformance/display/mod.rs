@@ -9,6 +9,7 @@
 mod assets;
 mod charging;
 mod frequency;
+mod pause;
 mod tokens;
 
 use std::time::Duration;

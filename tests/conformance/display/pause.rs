@@ -1,0 +1,77 @@
+//! A pause stops serving: the display service consumes `campaign_paused`
+//! and `campaign_resumed` and drops or restores the campaign in every list
+//! it holds, and never decides from a list older than
+//! `display.candidates_max_age_ms`, counted from when it was read.
+
+use harness::{App, conformance};
+use serde_json::json;
+
+use super::super::campaigns::{ads_post, campaign};
+use super::super::user;
+use super::*;
+
+conformance!(a_pause_stops_serving_before_any_refresh_would, |env| {
+    // Lists are refreshed only every 10 minutes here: only the events can
+    // stop or restore the campaign within the test.
+    let mut config = env.config.clone();
+    config.display.candidates_ttl_ms = 600_000;
+    config.display.candidates_max_age_ms = 1_200_000;
+    let app = App::start(config).await;
+    let u = user();
+    let id = format!("pz-{u}");
+    app.wallet_with(&u, "SOUTH_EAST", 100_000).await;
+    let (s, _, _) = ads_post(&app, "/campaigns", campaign(&id, &u, 100)).await;
+    assert_eq!(s, 201);
+    let query = format!("slot=s&advertiser={u}");
+    let ad = ad_from(&app, &query).await;
+    assert_eq!(ad["campaign_id"], id.as_str());
+
+    let (s, b, _) = ads_post(
+        &app,
+        &format!("/campaigns/{id}/update"),
+        json!({"action": "pause"}),
+    )
+    .await;
+    assert_eq!((s, b["status"].as_str()), (200, Some("paused")), "{b}");
+    no_ad_from(&app, &query).await;
+
+    let (s, b, _) = ads_post(
+        &app,
+        &format!("/campaigns/{id}/update"),
+        json!({"action": "resume"}),
+    )
+    .await;
+    assert_eq!((s, b["status"].as_str()), (200, Some("active")), "{b}");
+    let ad = ad_from(&app, &query).await;
+    assert_eq!(
+        ad["campaign_id"],
+        id.as_str(),
+        "served again after the resume"
+    );
+    app.stop().await;
+});
+
+conformance!(a_display_cut_off_from_its_lists_stops_serving, |env| {
+    let management = env.spawn().await;
+    let u = user();
+    let id = format!("cut-{u}");
+    management.wallet_with(&u, "SOUTH_EAST", 100_000).await;
+    let (s, _, _) = ads_post(&management, "/campaigns", campaign(&id, &u, 100)).await;
+    assert_eq!(s, 201);
+    let mut config = env.config.clone();
+    config.display.candidates_ttl_ms = 100;
+    config.display.candidates_max_age_ms = 1_000;
+    let display = App::start_display(config, &management).await;
+    for query in ["slot=s".to_owned(), format!("slot=s&advertiser={u}")] {
+        let ad = ad_from(&display, &query).await;
+        assert_eq!(ad["campaign_id"], id.as_str(), "{query}");
+    }
+    // The management service goes away: the lists can no longer be read,
+    // and once what was read is older than the bound nothing is served
+    // (it could have been paused meanwhile).
+    management.stop().await;
+    for query in ["slot=s".to_owned(), format!("slot=s&advertiser={u}")] {
+        no_ad_from(&display, &query).await;
+    }
+    display.stop().await;
+});
