@@ -154,6 +154,11 @@ pub struct Campaign {
     /// resumed this campaign (`null` when a person did).
     #[serde(default)]
     pub status_wallet_version: Option<i64>,
+    /// When its status (or the reason for it) last changed, ms since the
+    /// epoch; absent if it never changed since its creation. Billing asks
+    /// it whether an event arrived before a pause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_since_ms: Option<i64>,
 }
 
 /// A new campaign as a client sends it (`POST /campaigns`, `campaign_created`).
@@ -301,6 +306,7 @@ impl NewCampaign {
             spent: 0,
             version: 1,
             status_wallet_version: None,
+            status_since_ms: None,
         }
     }
 }

@@ -328,9 +328,12 @@ impl AdsService {
             }
             let current = self.get(id).await?;
             let expected = current.version;
-            let Some(next) = change(current.clone()).await? else {
+            let Some(mut next) = change(current.clone()).await? else {
                 return Ok((current, false)); // already as asked
             };
+            if (next.status, next.status_reason) != (current.status, current.status_reason) {
+                next.status_since_ms = Some(crate::domain::now_ms());
+            }
             if self.store.replace(&next, expected).await? {
                 self.cache_put(&next).await;
                 return Ok((next, true));

@@ -11,7 +11,7 @@ mod store;
 
 pub use biller::Biller;
 pub use model::{BillStatus, Billed, CampaignBilling, EventRecord};
-pub use rules::{Counters, Decision, Terms, UnbilledReason};
+pub use rules::{Counters, Decision, Serving, Terms, UnbilledReason};
 pub use store::{BillingStore, LedgerCheck};
 
 /// The caller name billing's wallet charges are recorded under; their

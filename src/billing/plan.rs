@@ -88,7 +88,10 @@ pub(super) fn plan<'a>(
         }
         let decision = match p.terms {
             None => Decision::Refuse(UnbilledReason::CampaignUnknown),
-            Some(t) => rules::decide(event.kind, t, c, today),
+            Some(t) => match rules::not_servable(t, event.occurred_at_ms) {
+                Some(reason) => Decision::Refuse(reason),
+                None => rules::decide(event.kind, t, c, today),
+            },
         };
         let outcome: Result<i64, UnbilledReason> = match decision {
             Decision::Refuse(reason) => Err(reason),

@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ads::model::{Campaign, PricingModel};
+use crate::ads::model::{Campaign, PricingModel, Status, StatusReason};
 use crate::display::AdEventKind;
 
 /// What a campaign charges and may spend, as billing reads it.
@@ -23,17 +23,59 @@ pub struct Terms {
     pub lifetime: i64,
     /// The daily budget, if any.
     pub daily: Option<i64>,
+    /// When it may be served.
+    pub serving: Serving,
+}
+
+/// When a campaign could be served, as billing reads it: an event that
+/// arrived when it could not is recorded unbilled ([`not_servable`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Serving {
+    /// Paused by a person since then (`i64::MIN` when not known).
+    pub paused_since: Option<i64>,
+    /// Ended since then (`i64::MIN` when not known).
+    pub ended_since: Option<i64>,
+    /// Its schedule's start, if any.
+    pub start_ms: Option<i64>,
+    /// Its schedule's end, if any (exclusive).
+    pub end_ms: Option<i64>,
 }
 
 impl Terms {
     /// A campaign's terms.
     pub fn of(c: &Campaign) -> Terms {
+        let since = c.status_since_ms.unwrap_or(i64::MIN);
         Terms {
             model: c.pricing.model,
             price: c.pricing.price,
             lifetime: c.budget.lifetime,
             daily: c.budget.daily,
+            serving: Serving {
+                paused_since: (c.status == Status::Paused
+                    && c.status_reason == Some(StatusReason::Manual))
+                .then_some(since),
+                ended_since: (c.status == Status::Ended).then_some(since),
+                start_ms: c.schedule.as_ref().and_then(|s| s.start_ms),
+                end_ms: c.schedule.as_ref().and_then(|s| s.end_ms),
+            },
         }
+    }
+}
+
+/// Why an event that arrived at `at_ms` is not billed though it is priced:
+/// the campaign could not be served then (paused by a person, ended, or
+/// outside its schedule). A campaign paused because its wallet or budget
+/// ran out is priced as any other: the wallet or the budget refuses it.
+pub fn not_servable(terms: &Terms, at_ms: i64) -> Option<UnbilledReason> {
+    let s = &terms.serving;
+    if s.ended_since.is_some_and(|t| at_ms >= t) {
+        Some(UnbilledReason::CampaignEnded)
+    } else if s.paused_since.is_some_and(|t| at_ms >= t) {
+        Some(UnbilledReason::CampaignPaused)
+    } else if s.start_ms.is_some_and(|t| at_ms < t) || s.end_ms.is_some_and(|t| at_ms >= t) {
+        Some(UnbilledReason::OutsideSchedule)
+    } else {
+        None
     }
 }
 
@@ -68,6 +110,12 @@ pub enum UnbilledReason {
     CampaignUnknown,
     /// The advertiser has no wallet.
     WalletNotFound,
+    /// A person had paused the campaign when the event arrived.
+    CampaignPaused,
+    /// The campaign had ended when the event arrived.
+    CampaignEnded,
+    /// The event arrived outside the campaign's schedule.
+    OutsideSchedule,
 }
 
 impl UnbilledReason {
@@ -79,6 +127,9 @@ impl UnbilledReason {
             UnbilledReason::DailyBudgetExhausted => "daily_budget_exhausted",
             UnbilledReason::CampaignUnknown => "campaign_unknown",
             UnbilledReason::WalletNotFound => "wallet_not_found",
+            UnbilledReason::CampaignPaused => "campaign_paused",
+            UnbilledReason::CampaignEnded => "campaign_ended",
+            UnbilledReason::OutsideSchedule => "outside_schedule",
         }
     }
 
@@ -90,6 +141,9 @@ impl UnbilledReason {
             "daily_budget_exhausted" => UnbilledReason::DailyBudgetExhausted,
             "campaign_unknown" => UnbilledReason::CampaignUnknown,
             "wallet_not_found" => UnbilledReason::WalletNotFound,
+            "campaign_paused" => UnbilledReason::CampaignPaused,
+            "campaign_ended" => UnbilledReason::CampaignEnded,
+            "outside_schedule" => UnbilledReason::OutsideSchedule,
             _ => return None,
         })
     }
@@ -207,6 +261,7 @@ mod tests {
             price,
             lifetime,
             daily: None,
+            serving: Serving::default(),
         }
     }
 
@@ -252,6 +307,7 @@ mod tests {
             price: 1000,
             lifetime: 5000,
             daily: Some(2000),
+            serving: Serving::default(),
         };
         let mut c = Counters::default();
         for _ in 0..2 {
@@ -271,5 +327,35 @@ mod tests {
             Decision::Charge { amount: 1000, .. }
         ));
         assert!(!exhausted(&clicks, &c, 8));
+    }
+
+    #[test]
+    fn an_event_is_billed_only_when_the_campaign_could_be_served() {
+        let mut t = cpm(1000, 10_000);
+        assert_eq!(not_servable(&t, 5), None);
+        t.serving.paused_since = Some(100);
+        assert_eq!(not_servable(&t, 99), None, "before the pause");
+        assert_eq!(not_servable(&t, 100), Some(UnbilledReason::CampaignPaused));
+        t.serving = Serving {
+            ended_since: Some(i64::MIN),
+            ..Serving::default()
+        };
+        assert_eq!(not_servable(&t, 0), Some(UnbilledReason::CampaignEnded));
+        t.serving = Serving {
+            start_ms: Some(10),
+            end_ms: Some(20),
+            ..Serving::default()
+        };
+        assert_eq!(not_servable(&t, 9), Some(UnbilledReason::OutsideSchedule));
+        assert_eq!(not_servable(&t, 10), None);
+        assert_eq!(not_servable(&t, 20), Some(UnbilledReason::OutsideSchedule));
+        for r in [
+            UnbilledReason::CampaignPaused,
+            UnbilledReason::CampaignEnded,
+            UnbilledReason::OutsideSchedule,
+        ] {
+            assert_eq!(UnbilledReason::parse(r.as_str()), Some(r));
+            assert!(!r.is_budget());
+        }
     }
 }

@@ -89,6 +89,7 @@ mod tests {
             spent: 0,
             version: 1,
             status_wallet_version: None,
+            status_since_ms: None,
         }
     }
 

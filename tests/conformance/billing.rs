@@ -31,12 +31,14 @@ fn batch(tag: &str, a: &str, b: &str) -> Vec<(AdEvent, Option<Terms>)> {
         price: 1_000,
         lifetime: 1_000_000,
         daily: None,
+        serving: Default::default(),
     });
     let cpm = Some(Terms {
         model: PricingModel::Cpm,
         price: 1_500,
         lifetime: 4,
         daily: None,
+        serving: Default::default(),
     });
     let (c1, c2, c3) = (format!("{tag}-1"), format!("{tag}-2"), format!("{tag}-3"));
     let mut v = Vec::new();

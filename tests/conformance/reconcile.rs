@@ -106,6 +106,7 @@ conformance!(
             price: 1_000,
             lifetime: 50_000,
             daily: None,
+            serving: Default::default(),
         };
         backends.billing.bill(&click, Some(&terms)).await.unwrap();
         // an ad charge with no event, and an event billed with no charge;
@@ -227,6 +228,7 @@ conformance!(serve_reconciles_on_a_schedule_when_configured, |env| {
         price: 1_000,
         lifetime: 50_000,
         daily: None,
+        serving: Default::default(),
     };
     env.backends()
         .await

@@ -75,3 +75,62 @@ conformance!(a_display_cut_off_from_its_lists_stops_serving, |env| {
     }
     display.stop().await;
 });
+
+conformance!(a_click_after_a_persons_pause_is_recorded_unbilled, |env| {
+    let app = env.spawn().await;
+    let u = user();
+    let id = format!("pzb-{u}");
+    app.wallet_with(&u, "SOUTH_EAST", 100_000).await;
+    let (s, _, _) = ads_post(&app, "/campaigns", campaign(&id, &u, 100)).await;
+    assert_eq!(s, 201);
+    let query = format!("slot=s&advertiser={u}");
+    let (before, after) = (ad_from(&app, &query).await, ad_from(&app, &query).await);
+    let http = no_redirects();
+    let click = |ad: &serde_json::Value| {
+        http.get(ad["click_url"].as_str().unwrap().to_owned())
+            .send()
+    };
+    assert_eq!(click(&before).await.unwrap().status(), 302);
+    let billed = billing_with(&app, &id, 1).await;
+    assert_eq!(billed["events"][0]["status"], "billed", "{billed}");
+
+    // A person pauses it (as when they see fraud); a click URL handed out
+    // before is still used afterwards. Billing reads a campaign's terms at
+    // most a second old: wait that out.
+    let (s, b, _) = ads_post(
+        &app,
+        &format!("/campaigns/{id}/update"),
+        json!({"action": "pause"}),
+    )
+    .await;
+    assert_eq!((s, b["status"].as_str()), (200, Some("paused")), "{b}");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        click(&after).await.unwrap().status(),
+        302,
+        "the viewer still lands"
+    );
+    let billing = billing_with(&app, &id, 2).await;
+    let late = billing["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "click" && e["event_id"] != billed["events"][0]["event_id"])
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (
+            late["status"].as_str(),
+            late["reason"].as_str(),
+            late["amount"].as_i64()
+        ),
+        (Some("unbilled"), Some("campaign_paused"), Some(0)),
+        "{billing}"
+    );
+    assert_eq!(
+        app.balance(&u).await,
+        100_000 - 100,
+        "only the click before the pause was charged"
+    );
+    app.stop().await;
+});
