@@ -179,7 +179,7 @@ struct BillingRow {
     impressions: i64,
     clicks: i64,
     spent: i64,
-    unbilled: i64,
+    unbilled: String,
 }
 
 #[derive(Tabled)]
@@ -303,7 +303,17 @@ pub async fn run(g: &GlobalOpts, cmd: Cmd) -> anyhow::Result<()> {
                     impressions: n(&t["impressions"]),
                     clicks: n(&t["clicks"]),
                     spent: n(&t["spent"]),
-                    unbilled: n(&t["unbilled"]),
+                    unbilled: {
+                        let by: Vec<String> = t["unbilled_by_reason"]
+                            .as_object()
+                            .map(|m| m.iter().map(|(r, k)| format!("{r} {}", n(k))).collect())
+                            .unwrap_or_default();
+                        if by.is_empty() {
+                            n(&t["unbilled"]).to_string()
+                        } else {
+                            format!("{} ({})", n(&t["unbilled"]), by.join(", "))
+                        }
+                    },
                 }],
             )?;
             if out.format == crate::output::Format::Table {

@@ -68,6 +68,8 @@ pub struct CampaignBilling {
     pub remainder_milli: i64,
     /// Events not billed.
     pub unbilled: i64,
+    /// Events not billed, by reason (`insufficient_funds`, `campaign_paused`…).
+    pub unbilled_by_reason: std::collections::BTreeMap<String, i64>,
     /// The UTC day (days since the epoch) `day_spent` counts.
     pub day: i64,
     /// Minor units charged on `day`.

@@ -397,14 +397,23 @@ impl BillingStore {
         const SQL: &str = "SELECT b.impressions, b.clicks, b.spent, b.remainder_milli, \
              CAST((SELECT COUNT(*) FROM ad_events e WHERE e.campaign_id = b.campaign_id AND e.status = 'unbilled') AS BIGINT), \
              b.day, b.day_spent FROM ad_billing b WHERE b.campaign_id = $1";
-        let row = in_tx!(self.db, primary, |tx| {
-            sqlx::query_as::<_, (i64, i64, i64, i64, i64, i64, i64)>(SQL)
+        const BY_REASON: &str = "SELECT COALESCE(reason, ''), CAST(COUNT(*) AS BIGINT) FROM ad_events \
+             WHERE campaign_id = $1 AND status = 'unbilled' GROUP BY reason";
+        let (row, by_reason) = in_tx!(self.db, primary, |tx| {
+            let row = sqlx::query_as::<_, (i64, i64, i64, i64, i64, i64, i64)>(SQL)
                 .persistent(false)
                 .bind(campaign)
                 .fetch_optional(&mut *tx)
-                .await?
+                .await?;
+            let by_reason = sqlx::query_as::<_, (String, i64)>(BY_REASON)
+                .persistent(false)
+                .bind(campaign)
+                .fetch_all(&mut *tx)
+                .await?;
+            (row, by_reason)
         });
         Ok(row.map(|r| CampaignBilling {
+            unbilled_by_reason: by_reason.into_iter().collect(),
             campaign_id: campaign.to_owned(),
             impressions: r.0,
             clicks: r.1,
