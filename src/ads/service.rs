@@ -282,7 +282,13 @@ impl AdsService {
             for c in &every {
                 self.cache_put(c).await;
             }
-            if !self.cache_dirty() && self.cache.mark_loaded(user).await.is_err() {
+            // An advertiser with no campaign is not marked: the ids are the
+            // caller's (`/ads?advertiser=…`), and a mark per made-up id would
+            // fill the cache with keys that say nothing.
+            if !every.is_empty()
+                && !self.cache_dirty()
+                && self.cache.mark_loaded(user).await.is_err()
+            {
                 self.cache_dirty.store(true, Ordering::Release);
             }
         }
