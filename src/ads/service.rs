@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 mod balances;
 mod budget;
+mod next;
 mod sync;
 
 pub use balances::BalanceOutcome;
@@ -26,7 +27,6 @@ use super::cache::{CacheError, CampaignCache};
 use super::events::CampaignStatusChanged;
 use super::model::{
     Budget, Campaign, Creative, NewCampaign, Pricing, Schedule, Status, StatusReason,
-    check_definition, check_name,
 };
 use super::store::{CampaignStore, CampaignStoreError, Inserted};
 use super::wallet_client::{BalanceError, Balances};
@@ -409,89 +409,6 @@ impl AdsService {
             })
             .await?;
         Ok(c)
-    }
-
-    /// The campaign after `update`, or `None` if nothing changes.
-    async fn next(&self, c: &Campaign, update: &Update) -> Result<Option<Campaign>, AdsError> {
-        let mut next = c.clone();
-        next.version += 1;
-        match update {
-            Update::Pause => match c.status {
-                Status::Ended => return Err(AdsError::Ended),
-                Status::Paused if c.status_reason == Some(StatusReason::Manual) => return Ok(None),
-                _ => {
-                    next.status = Status::Paused;
-                    next.status_reason = Some(StatusReason::Manual);
-                    next.status_wallet_version = None;
-                }
-            },
-            Update::Resume => {
-                match c.status {
-                    Status::Ended => return Err(AdsError::Ended),
-                    Status::Active => return Ok(None),
-                    Status::Paused => {}
-                }
-                if !c.budget_can_pay() {
-                    return Err(AdsError::BudgetExhausted);
-                }
-                let balance = self
-                    .balances
-                    .balance(&UserId::parse(&c.user_id).map_err(AdsError::Invalid)?)
-                    .await
-                    .map_err(AdsError::Wallet)?;
-                if !c.wallet_can_pay(balance) {
-                    return Err(AdsError::WalletCannotPay {
-                        balance,
-                        needed: c.min_charge(),
-                    });
-                }
-                next.status = Status::Active;
-                next.status_reason = None;
-                next.status_wallet_version = None;
-            }
-            Update::Change(ch) => {
-                if c.status == Status::Ended {
-                    return Err(AdsError::Ended);
-                }
-                if let Some(v) = &ch.name {
-                    next.name = v.clone();
-                }
-                if let Some(v) = &ch.pricing {
-                    next.pricing = v.clone();
-                }
-                if let Some(v) = &ch.budget {
-                    next.budget = v.clone();
-                }
-                if let Some(v) = &ch.creative {
-                    next.creative = v.clone();
-                }
-                if let Some(v) = &ch.targeting {
-                    next.targeting = v.clone();
-                }
-                if let Some(v) = &ch.metadata {
-                    next.metadata = v.clone();
-                }
-                if let Some(v) = &ch.schedule {
-                    next.schedule = v.clone();
-                }
-                check_name(&next.name).map_err(AdsError::Invalid)?;
-                check_definition(
-                    &next.pricing,
-                    &next.budget,
-                    &next.creative,
-                    &next.targeting,
-                    &next.metadata,
-                    next.schedule.as_ref(),
-                )
-                .map_err(AdsError::Invalid)?;
-                let mut unchanged = next.clone();
-                unchanged.version = c.version;
-                if &unchanged == c {
-                    return Ok(None);
-                }
-            }
-        }
-        Ok(Some(next))
     }
 }
 
