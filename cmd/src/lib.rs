@@ -104,9 +104,11 @@ pub enum Command {
     /// listen.drain_ms (default 0; a second signal ends it early), then the
     /// workers stop, then the services finish their in-flight requests.
     ///
-    /// Default ports: wallet 8480, ads 8481, display 8482 (set them with
-    /// [listen] in the configuration or WALLETCTL_LISTEN__WALLET and friends).
-    /// Every service answers /healthz, /readyz and /metrics.
+    /// Default ports: wallet 8480, ads 8481, display 8482, and the admin
+    /// listener 8483 on loopback (set them with [listen] in the configuration
+    /// or WALLETCTL_LISTEN__WALLET and friends). Every service answers
+    /// /healthz and /readyz; /metrics is served with no token on the admin
+    /// listener, and on a service port only to a token with the metrics scope.
     Serve(serve::Opts),
     /// Show the effective configuration.
     #[command(subcommand)]
