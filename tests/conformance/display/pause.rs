@@ -10,6 +10,17 @@ use super::super::campaigns::{ads_post, campaign};
 use super::super::user;
 use super::*;
 
+/// A fresh advertiser with 100,000 in its wallet and one active CPC
+/// campaign `{prefix}-{user}`: `(user, campaign id)`.
+async fn funded_campaign(app: &App, prefix: &str) -> (String, String) {
+    let u = user();
+    let id = format!("{prefix}-{u}");
+    app.wallet_with(&u, "SOUTH_EAST", 100_000).await;
+    let (s, c, _) = ads_post(app, "/campaigns", campaign(&id, &u, 100)).await;
+    assert_eq!(s, 201, "{c}");
+    (u, id)
+}
+
 conformance!(a_pause_stops_serving_before_any_refresh_would, |env| {
     // Lists are refreshed only every 10 minutes here: only the events can
     // stop or restore the campaign within the test.
@@ -17,11 +28,7 @@ conformance!(a_pause_stops_serving_before_any_refresh_would, |env| {
     config.display.candidates_ttl_ms = 600_000;
     config.display.candidates_max_age_ms = 1_200_000;
     let app = App::start(config).await;
-    let u = user();
-    let id = format!("pz-{u}");
-    app.wallet_with(&u, "SOUTH_EAST", 100_000).await;
-    let (s, _, _) = ads_post(&app, "/campaigns", campaign(&id, &u, 100)).await;
-    assert_eq!(s, 201);
+    let (u, id) = funded_campaign(&app, "pz").await;
     let query = format!("slot=s&advertiser={u}");
     let ad = ad_from(&app, &query).await;
     assert_eq!(ad["campaign_id"], id.as_str());
@@ -53,11 +60,7 @@ conformance!(a_pause_stops_serving_before_any_refresh_would, |env| {
 
 conformance!(a_display_cut_off_from_its_lists_stops_serving, |env| {
     let management = env.spawn().await;
-    let u = user();
-    let id = format!("cut-{u}");
-    management.wallet_with(&u, "SOUTH_EAST", 100_000).await;
-    let (s, _, _) = ads_post(&management, "/campaigns", campaign(&id, &u, 100)).await;
-    assert_eq!(s, 201);
+    let (u, id) = funded_campaign(&management, "cut").await;
     let mut config = env.config.clone();
     config.display.candidates_ttl_ms = 100;
     config.display.candidates_max_age_ms = 1_000;
@@ -78,11 +81,7 @@ conformance!(a_display_cut_off_from_its_lists_stops_serving, |env| {
 
 conformance!(a_click_after_a_persons_pause_is_recorded_unbilled, |env| {
     let app = env.spawn().await;
-    let u = user();
-    let id = format!("pzb-{u}");
-    app.wallet_with(&u, "SOUTH_EAST", 100_000).await;
-    let (s, _, _) = ads_post(&app, "/campaigns", campaign(&id, &u, 100)).await;
-    assert_eq!(s, 201);
+    let (u, id) = funded_campaign(&app, "pzb").await;
     let query = format!("slot=s&advertiser={u}");
     let (before, after) = (ad_from(&app, &query).await, ad_from(&app, &query).await);
     let http = no_redirects();
